@@ -1,0 +1,19 @@
+import { defineConfig } from 'tsup';
+
+// One self-contained file that users copy into /opt/cni/bin: CommonJS (so the
+// same bundle can become a Node single executable later), every dependency
+// inlined, no node_modules at run time.
+export default defineConfig({
+  entry: { 'masq-janitor': 'src/main.ts' },
+  outDir: 'dist',
+  format: ['cjs'],
+  platform: 'node',
+  target: 'node20',
+  noExternal: [/.*/],
+  splitting: false,
+  sourcemap: false,
+  clean: false,
+  minify: true,
+  banner: { js: '#!/usr/bin/env node' },
+  outExtension: () => ({ js: '' }),
+});
