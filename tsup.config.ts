@@ -1,3 +1,4 @@
+import { rename, writeFile } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
 // One self-contained file that users copy into /opt/cni/bin: CommonJS (so the
@@ -15,5 +16,10 @@ export default defineConfig({
   clean: false,
   minify: true,
   banner: { js: '#!/usr/bin/env node' },
-  outExtension: () => ({ js: '' }),
+  outExtension: () => ({ js: '.cjs' }),
+  // The plugin file must be named exactly like its CNI `type`, with no extension.
+  onSuccess: async () => {
+    await rename('dist/masq-janitor.cjs', 'dist/masq-janitor');
+    await writeFile('dist/package.json', '{"type": "commonjs"}\n');
+  },
 });

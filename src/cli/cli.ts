@@ -1,0 +1,30 @@
+import { writeSync } from 'node:fs';
+
+/** Operator commands. Each lives in its own module and is loaded on demand. */
+const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {};
+
+const USAGE = `usage: masq-janitor <command> [options]
+
+As a CNI plugin it is run by the container runtime (CNI_COMMAND set).
+Operator commands:
+  --help       this text
+  --version    print the version
+`;
+
+export async function cli(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    writeSync(1, USAGE);
+    return 0;
+  }
+  if (cmd === '--version' || cmd === 'version') {
+    writeSync(1, 'masq-janitor 0.1.0\n');
+    return 0;
+  }
+  const load = cmd === undefined ? undefined : COMMANDS[cmd];
+  if (!load) {
+    writeSync(2, `masq-janitor: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
+    return 2;
+  }
+  return (await load())(rest);
+}

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { CNI_NAME_PATTERN } from '../identity.js';
+import { Code, cniError, fail, ok, type CniError, type Result } from './errors.js';
+import { isSupported, SUPPORTED_VERSIONS, type SupportedVersion } from './versions.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The keys masq-janitor itself reads from its plugin object. */
+const JanitorKeys = z.strictObject({
+  logFile: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+  logLevel: z.enum(LOG_LEVELS).optional(),
+  strict: z.boolean().optional(),
+  lockWait: z.number().int().min(0).max(300).optional(),
+  gc: z.boolean().optional(),
+});
+type JanitorSettings = z.infer<typeof JanitorKeys>;
+const JANITOR_KEYS = Object.keys(JanitorKeys.shape);
+
+const Attachments = z.array(z.looseObject({ containerID: z.string(), ifname: z.string() }));
+
+export interface Settings {
+  readonly logFile: string | undefined;
+  readonly logLevel: LogLevel;
+  /** Cleanup failures become CNI errors instead of being logged. */
+  readonly strict: boolean;
+  /** Seconds to wait for the xtables lock. */
+  readonly lockWait: number;
+  readonly gc: boolean;
+}
+
+export interface GcAttachment {
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+export interface NetConf {
+  readonly cniVersion: SupportedVersion;
+  readonly name: string;
+  readonly prevResult: unknown;
+  /** GC only: undefined when the runtime sent neither attachments key. */
+  readonly validAttachments: readonly GcAttachment[] | undefined;
+  readonly settings: Settings;
+}
+
+export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true };
+
+/** Keys the runtime or other plugins legitimately put in a plugin object. */
+const KNOWN_FOREIGN = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'ipMasq', 'ipam', 'dns']);
+
+/** A key one or two edits away from a janitor key is almost surely a typo of it. */
+function misspelling(key: string): string | undefined {
+  if (KNOWN_FOREIGN.has(key) || key.startsWith('cni.dev/') || JANITOR_KEYS.includes(key)) return undefined;
+  const k = key.toLowerCase().replaceAll(/[_-]/g, '');
+  return JANITOR_KEYS.find((j) => editDistanceAtMost(k, j.toLowerCase(), 2));
+}
+
+function editDistanceAtMost(a: string, b: string, max: number): boolean {
+  if (Math.abs(a.length - b.length) > max) return false;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return (prev[b.length] as number) <= max;
+}
+
+const issueText = (e: z.ZodError): string => z.prettifyError(e).replaceAll('\n', '; ');
+
+/** Decode stdin. `version` errors are code 1 so runtimes can negotiate. */
+export function parseConfig(stdin: string): Result<NetConf> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdin);
+  } catch (e) {
+    return fail(cniError(Code.DecodeFailure, 'error decoding network config from stdin', (e as Error).message));
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    return fail(cniError(Code.DecodeFailure, 'network config must be a JSON object'));
+  }
+  const obj = doc as Record<string, unknown>;
+  const version = versionOf(obj);
+  if (!version.ok) return version;
+  const name = obj.name;
+  if (typeof name !== 'string' || name === '') {
+    return fail(cniError(Code.InvalidConfig, 'missing network name'));
+  }
+  if (!CNI_NAME_PATTERN.test(name)) {
+    return fail(cniError(Code.InvalidConfig, 'invalid network name', `must match ${CNI_NAME_PATTERN.source}`));
+  }
+  for (const key of Object.keys(obj)) {
+    const meant = misspelling(key);
+    if (meant) return fail(cniError(Code.InvalidConfig, `unknown masq-janitor key "${key}"`, `did you mean "${meant}"?`));
+  }
+  const own: Record<string, unknown> = {};
+  for (const k of JANITOR_KEYS) if (k in obj) own[k] = obj[k];
+  const settings = JanitorKeys.safeParse(own);
+  if (!settings.success) {
+    return fail(cniError(Code.InvalidConfig, 'invalid masq-janitor setting', issueText(settings.error)));
+  }
+  const attachments = gcAttachments(obj);
+  if (!attachments.ok) return attachments;
+  return ok({
+    cniVersion: version.value,
+    name,
+    prevResult: obj.prevResult,
+    validAttachments: attachments.value,
+    settings: withDefaults(settings.data),
+  });
+}
+
+function withDefaults(s: JanitorSettings): Settings {
+  return {
+    logFile: s.logFile ?? DEFAULT_SETTINGS.logFile,
+    logLevel: s.logLevel ?? DEFAULT_SETTINGS.logLevel,
+    strict: s.strict ?? DEFAULT_SETTINGS.strict,
+    lockWait: s.lockWait ?? DEFAULT_SETTINGS.lockWait,
+    gc: s.gc ?? DEFAULT_SETTINGS.gc,
+  };
+}
+
+function versionOf(obj: Record<string, unknown>): Result<SupportedVersion> {
+  const v = obj.cniVersion;
+  // skel reads a missing cniVersion as 0.1.0, which nothing here supports.
+  const shown = typeof v === 'string' ? v : v === undefined ? '0.1.0' : JSON.stringify(v);
+  if (typeof v !== 'string' || !isSupported(v)) {
+    return fail(cniError(Code.IncompatibleVersion, 'incompatible CNI versions', `config is ${JSON.stringify(shown)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`));
+  }
+  return ok(v);
+}
+
+/** libcni >= 1.2.3 sends both keys; earlier 1.2.x only the first. */
+function gcAttachments(obj: Record<string, unknown>): Result<readonly GcAttachment[] | undefined, CniError> {
+  const raw = obj['cni.dev/valid-attachments'] ?? obj['cni.dev/attachments'];
+  if (raw === undefined) return ok(undefined);
+  const parsed = Attachments.safeParse(raw);
+  if (!parsed.success) return fail(cniError(Code.InvalidConfig, 'invalid cni.dev/valid-attachments', issueText(parsed.error)));
+  return ok(parsed.data.map((a) => ({ containerId: a.containerID, ifname: a.ifname })));
+}

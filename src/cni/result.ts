@@ -1,0 +1,81 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { resultHasIpVersion, type SupportedVersion } from './versions.js';
+
+/**
+ * The prevResult shapes of 0.3.x/0.4.0 and 1.x. Only what masq-janitor reads
+ * is checked strictly; everything else passes through untouched because ADD
+ * must return prevResult as it came.
+ */
+
+const Address = z.string().refine(isStrictCidr, 'not an IP address with a prefix length');
+
+const Ip = z.looseObject({
+  address: Address,
+  version: z.enum(['4', '6']).optional(),
+  gateway: z.string().refine((g) => isIP(g) !== 0, 'not an IP address').optional(),
+  interface: z.number().int().nonnegative().optional(),
+});
+
+const Interface = z.looseObject({
+  name: z.string(),
+  mac: z.string().optional(),
+  sandbox: z.string().optional(),
+});
+
+const ResultShape = z.looseObject({
+  cniVersion: z.string().optional(),
+  interfaces: z.array(Interface).optional(),
+  ips: z.array(Ip).optional(),
+  routes: z.array(z.unknown()).optional(),
+  dns: z.unknown().optional(),
+});
+
+export interface PrevIp {
+  /** Host address without prefix, in the textual form the runtime gave. */
+  readonly ip: string;
+  readonly prefix: number;
+  readonly family: 4 | 6;
+  /** Interface name this IP was assigned to, if the result says. */
+  readonly ifname?: string;
+}
+
+export interface PrevResult {
+  /** The object exactly as received, for pass-through. */
+  readonly raw: Record<string, unknown>;
+  readonly ips: readonly PrevIp[];
+}
+
+export function isStrictCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0 || slash !== s.lastIndexOf('/')) return false;
+  const ip = s.slice(0, slash);
+  const len = s.slice(slash + 1);
+  const family = isIP(ip);
+  if (family === 0 || !/^(0|[1-9][0-9]{0,2})$/.test(len)) return false;
+  return Number(len) <= (family === 4 ? 32 : 128);
+}
+
+/** Validate a prevResult for the config's version; errors name the bad field. */
+export function parsePrevResult(input: unknown, version: SupportedVersion): { ok: true; value: PrevResult } | { ok: false; error: string } {
+  const parsed = ResultShape.safeParse(input);
+  if (!parsed.success) {
+    return { ok: false, error: z.prettifyError(parsed.error).replaceAll('\n', '; ') };
+  }
+  const r = parsed.data;
+  const interfaces = r.interfaces ?? [];
+  const ips: PrevIp[] = [];
+  for (const [i, entry] of (r.ips ?? []).entries()) {
+    const [ip, len] = entry.address.split('/') as [string, string];
+    const family = isIP(ip) === 4 ? 4 : 6;
+    if (resultHasIpVersion(version) && entry.version !== undefined && entry.version !== String(family)) {
+      return { ok: false, error: `ips[${i}]: version "${entry.version}" does not match address ${entry.address}` };
+    }
+    if (entry.interface !== undefined && entry.interface >= interfaces.length) {
+      return { ok: false, error: `ips[${i}]: interface index ${entry.interface} out of range` };
+    }
+    const ifname = entry.interface === undefined ? undefined : interfaces[entry.interface]?.name;
+    ips.push({ ip, prefix: Number(len), family, ...(ifname === undefined ? {} : { ifname }) });
+  }
+  return { ok: true, value: { raw: input as Record<string, unknown>, ips } };
+}

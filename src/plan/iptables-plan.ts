@@ -1,0 +1,103 @@
+import { chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, chainName, type Attachment } from '../identity.js';
+import type { Rule, Snapshot } from './iptables-save.js';
+
+/**
+ * What to remove from one nat table. Every entry was proven to belong to a
+ * selected attachment: a jump carries that attachment's comment and targets
+ * its hash-named chain; a chain's name is that attachment's hash.
+ */
+export interface IptablesPlan {
+  /** Jumps (in any chain, normally POSTROUTING) to delete, by exact saved line. */
+  readonly jumps: readonly Rule[];
+  /** Chains to empty. */
+  readonly flush: readonly string[];
+  /** Chains to delete after they are emptied and unreferenced. */
+  readonly remove: readonly string[];
+  /** Attachments the plan touches, for reports. */
+  readonly owners: readonly Attachment[];
+}
+
+export const EMPTY_PLAN: IptablesPlan = { jumps: [], flush: [], remove: [], owners: [] };
+
+export function isEmptyPlan(p: IptablesPlan): boolean {
+  return p.jumps.length === 0 && p.flush.length === 0 && p.remove.length === 0;
+}
+
+/** The attachment a jump rule belongs to, or undefined if it is not a masquerade jump. */
+export function jumpOwner(rule: Rule): Attachment | undefined {
+  if (rule.jump === undefined || rule.comment === undefined || !MASQ_CHAIN_PATTERN.test(rule.jump)) return undefined;
+  const owner = parseIptablesComment(rule.comment);
+  if (!owner) return undefined;
+  return chainNames(owner).includes(rule.jump) ? owner : undefined;
+}
+
+/** The attachment a chain's name and contents prove it belongs to. */
+export function chainOwner(chain: string, snapshot: Snapshot): Attachment | undefined {
+  if (!MASQ_CHAIN_PATTERN.test(chain)) return undefined;
+  for (const r of snapshot.rules) {
+    if (r.chain !== chain || r.comment === undefined) continue;
+    const owner = parseIptablesComment(r.comment);
+    if (owner && chainNames(owner).includes(chain)) return owner;
+  }
+  return undefined;
+}
+
+export type ChainPolicy =
+  /** Jumps, rules and the chain go. */
+  | 'remove-chain'
+  /** Jumps and rules go; the empty chain stays for bridge's own teardown. */
+  | 'keep-empty-chain';
+
+/**
+ * DEL for one attachment. The snapshot may be partial (just POSTROUTING):
+ * the chain is then declared and deleted blind, which iptables-restore makes
+ * idempotent (`:C` creates or flushes, `-X C` deletes).
+ */
+export function planAttachmentTeardown(snapshot: Snapshot, a: Attachment, policy: ChainPolicy): IptablesPlan {
+  const names = chainNames(a);
+  const comment = iptablesComment(a);
+  const jumps = snapshot.rules.filter((r) => r.jump !== undefined && names.includes(r.jump) && r.comment === comment);
+  const primary = chainName(a);
+  // Old 25-hex chains are only touched when seen, never created.
+  const seen = names.filter((n) => n === primary || snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
+  if (policy === 'keep-empty-chain') {
+    // Only flush what surely exists: `:C` would otherwise create a chain and leak it.
+    const existing = seen.filter((n) => snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
+    if (jumps.length === 0 && existing.length === 0) return EMPTY_PLAN;
+    return { jumps, flush: existing, remove: [], owners: [a] };
+  }
+  // A jump into our chain that is not ours would make `-X` fail the whole batch; leave such a chain, emptied.
+  const referenced = new Set(snapshot.rules.filter((r) => r.jump && seen.includes(r.jump) && !jumps.includes(r)).map((r) => r.jump));
+  return { jumps, flush: seen, remove: seen.filter((n) => !referenced.has(n)), owners: [a] };
+}
+
+const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
+
+/**
+ * GC and sweep: from a full snapshot, everything of the attachments `doomed`
+ * selects. Chains whose owner cannot be proven from their contents are left
+ * alone, as are jumps whose comment does not name the chain's own hash.
+ */
+export function planSelection(snapshot: Snapshot, doomed: (a: Attachment) => boolean): IptablesPlan {
+  const owners = new Map<string, Attachment>();
+  const chains = new Set<string>();
+  for (const chain of snapshot.chains) {
+    const owner = chainOwner(chain, snapshot);
+    if (owner && doomed(owner)) {
+      chains.add(chain);
+      owners.set(key(owner), owner);
+    }
+  }
+  const jumps = snapshot.rules.filter((r) => {
+    const owner = jumpOwner(r);
+    if (!owner || !doomed(owner)) return false;
+    owners.set(key(owner), owner);
+    return true;
+  });
+  // A doomed jump may target a chain missing from the snapshot's declarations (-S listing): its name is proven by the jump.
+  for (const j of jumps) if (j.jump) chains.add(j.jump);
+  // Never delete a chain something else still jumps to: the batch would fail for everyone.
+  const foreignRefs = new Set(snapshot.rules.filter((r) => r.jump && chains.has(r.jump) && !jumps.includes(r)).map((r) => r.jump as string));
+  const remove = [...chains].filter((c) => !foreignRefs.has(c)).sort();
+  return { jumps, flush: [...chains].sort(), remove, owners: [...owners.values()] };
+}

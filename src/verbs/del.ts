@@ -1,0 +1,57 @@
+import { teardownAttachment, type TeardownReport } from '../apply/iptables.js';
+import { bridgeWillTearDown, inspectNetns } from '../backends/netns.js';
+import { xtables, type XtablesError } from '../backends/xtables.js';
+import { Code, cniError } from '../cni/errors.js';
+import { parsePrevResult } from '../cni/result.js';
+import type { Attachment } from '../identity.js';
+import type { ChainPolicy } from '../plan/iptables-plan.js';
+import { NONE, type Reply, type VerbContext } from './context.js';
+
+/**
+ * DEL runs before bridge (plugins are deleted in reverse order) and removes
+ * this attachment's masquerade state whatever the netns looks like.
+ *
+ * Policy: libcni stops the whole DEL chain at the first plugin error, and a
+ * stopped chain means bridge never releases the IP. So cleanup problems are
+ * logged and DEL succeeds, unless the config says `"strict": true`.
+ */
+export async function del(ctx: VerbContext): Promise<Reply> {
+  const { env, conf, run, log } = ctx;
+  const attachment: Attachment = { network: conf.name, containerId: env.containerId };
+
+  // prevResult only orders the families; it is never needed (nerdctl's pre-emptive DEL has none).
+  let families: (4 | 6)[] = [4, 6];
+  if (conf.prevResult !== undefined && conf.prevResult !== null) {
+    const prev = parsePrevResult(conf.prevResult, conf.cniVersion);
+    if (prev.ok) {
+      if (prev.value.ips.length > 0 && prev.value.ips.every((i) => i.family === 6)) families = [6, 4];
+    } else {
+      log.warn({ error: prev.error }, 'ignoring invalid prevResult');
+    }
+  }
+
+  const netns = await inspectNetns(run, env.netns, env.ifname);
+  // Bridge up to v1.5 fails its whole DEL if our chain is already gone when it tears down; leave it the empty chain.
+  const policy: ChainPolicy = bridgeWillTearDown(netns) ? 'keep-empty-chain' : 'remove-chain';
+
+  const results = await Promise.all(
+    families.map((f) => teardownAttachment(run, xtables(f), attachment, policy, conf.settings.lockWait, log)),
+  );
+  const reports: TeardownReport[] = [];
+  const errors: XtablesError[] = [];
+  for (const r of results) (r.ok ? reports.push(r.value) : errors.push(r.error));
+
+  const fields = { containerId: env.containerId, network: conf.name, ifname: env.ifname, netns: env.netns, netnsState: netns, policy };
+  if (errors.length === 0) {
+    const removed = reports.reduce((n, r) => n + r.jumps + r.chainsRemoved, 0);
+    log.info({ ...fields, reports }, removed > 0 ? 'removed masquerade state' : 'nothing to remove');
+    return NONE;
+  }
+  const message = errors.map((e) => e.message).join('; ');
+  if (!conf.settings.strict) {
+    log.error({ ...fields, reports, errors: message }, 'masquerade cleanup failed; DEL continues so the runtime can release the IP');
+    return NONE;
+  }
+  const code = errors.some((e) => e.kind === 'lock') ? Code.TryAgainLater : Code.IoFailure;
+  return { kind: 'error', error: cniError(code, 'masquerade cleanup failed', message) };
+}
