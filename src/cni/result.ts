@@ -8,12 +8,12 @@ import { resultHasIpVersion, type SupportedVersion } from './versions.js';
  * must return prevResult as it came.
  */
 
-const Address = z.string().refine(isStrictCidr, 'not an IP address with a prefix length');
+const Address = z.union([z.cidrv4(), z.cidrv6()], { error: 'not an IP address with a prefix length' });
 
 const Ip = z.looseObject({
   address: Address,
   version: z.enum(['4', '6']).optional(),
-  gateway: z.string().refine((g) => isIP(g) !== 0, 'not an IP address').optional(),
+  gateway: z.union([z.ipv4(), z.ipv6()]).optional(),
   interface: z.number().int().nonnegative().optional(),
 });
 
@@ -46,14 +46,9 @@ export interface PrevResult {
   readonly ips: readonly PrevIp[];
 }
 
+/** Address with prefix, no zone ID, no leading zeros: the only text that may reach a rule spec. */
 export function isStrictCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0 || slash !== s.lastIndexOf('/')) return false;
-  const ip = s.slice(0, slash);
-  const len = s.slice(slash + 1);
-  const family = isIP(ip);
-  if (family === 0 || !/^(0|[1-9][0-9]{0,2})$/.test(len)) return false;
-  return Number(len) <= (family === 4 ? 32 : 128);
+  return Address.safeParse(s).success;
 }
 
 /** Validate a prevResult for the config's version; errors name the bad field. */

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { runPlugin } from '../../src/cni/plugin.js';
+import { chainName } from '../../src/identity.js';
+import { fakeRunner } from '../support/fake-runner.js';
+
+const prevResult = {
+  cniVersion: '1.0.0',
+  interfaces: [{ name: 'cni0', mac: 'aa' }, { name: 'eth0', mac: 'bb', sandbox: '/x' }],
+  ips: [{ address: '10.4.0.2/24', gateway: '10.4.0.1', interface: 1 }],
+  routes: [{ dst: '0.0.0.0/0' }],
+  dns: { nameservers: ['10.4.0.1'] },
+  custom: 'kept',
+};
+const conf = (extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'bridge', type: 'masq-janitor', prevResult, ...extra });
+const env = (verb: string, extra: Record<string, string> = {}) => ({ CNI_COMMAND: verb, CNI_CONTAINERID: 'default-c1', CNI_NETNS: '', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', PATH: '/nonexistent', ...extra });
+const quiet = { complain: () => {} };
+
+describe('plugin protocol', () => {
+  it('VERSION lists the supported versions', async () => {
+    const out = await runPlugin({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"1.1.0"}' });
+    expect(out.exitCode).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+  });
+
+  it('ADD prints prevResult unchanged, in the config version', async () => {
+    const run = fakeRunner();
+    const out = await runPlugin({ env: env('ADD', { CNI_NETNS: '/var/run/netns/c1' }), stdin: conf() }, { run, ...quiet });
+    expect(out.exitCode).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual(prevResult);
+    expect(run.calls).toEqual([]);
+  });
+
+  it('ADD without prevResult is code 7 telling how to chain', async () => {
+    const out = await runPlugin({ env: env('ADD', { CNI_NETNS: '/x' }), stdin: conf({ prevResult: undefined }) }, quiet);
+    const e = JSON.parse(out.stdout);
+    expect(out.exitCode).toBe(1);
+    expect(e).toMatchObject({ cniVersion: '1.0.0', code: 7 });
+    expect(e.msg).toMatch(/chained after bridge or ptp/);
+  });
+
+  it('CHECK passes with a valid prevResult, code 7 without', async () => {
+    expect((await runPlugin({ env: env('CHECK', { CNI_NETNS: '/x' }), stdin: conf() }, quiet)).exitCode).toBe(0);
+    const bad = await runPlugin({ env: env('CHECK', { CNI_NETNS: '/x' }), stdin: conf({ prevResult: { ips: [{ address: 'nope' }] } }) }, quiet);
+    expect(JSON.parse(bad.stdout).code).toBe(7);
+  });
+
+  it('GC succeeds with no output', async () => {
+    const out = await runPlugin({ env: { CNI_COMMAND: 'GC', CNI_PATH: '/x' }, stdin: conf({ cniVersion: '1.1.0', prevResult: undefined }) }, { run: fakeRunner(), ...quiet });
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+  });
+
+  it('STATUS is code 50 naming what is missing', async () => {
+    const out = await runPlugin({ env: { CNI_COMMAND: 'STATUS', PATH: '/nonexistent' }, stdin: conf({ cniVersion: '1.1.0' }) }, quiet);
+    const e = JSON.parse(out.stdout);
+    expect(e.code).toBe(50);
+    expect(e.msg).toContain('iptables-restore');
+  });
+
+  it('DEL with an empty netns removes jumps, rules and chain in one restore per family', async () => {
+    const chain = chainName({ network: 'bridge', containerId: 'default-c1' });
+    const jump = `-A POSTROUTING -s 10.4.0.2/32 -m comment --comment "name: \\"bridge\\" id: \\"default-c1\\"" -j ${chain}`;
+    const run = fakeRunner((file, args) => (file === 'iptables' && args.includes('-S') ? { stdout: `-P POSTROUTING ACCEPT\n${jump}\n` } : undefined));
+    const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables-restore', 'iptables', 'iptables-restore']);
+    const v4 = run.calls.find((c) => c.file === 'iptables-restore');
+    expect(v4?.args).toEqual(['-w', '5', '--noflush']);
+    expect(v4?.input).toBe(`*nat\n:${chain} - [0:0]\n-D ${jump.slice(3)}\n-X ${chain}\nCOMMIT\n`);
+  });
+
+  it('DEL never fails because of cleanup unless strict; strict maps a held lock to 11 and the rest to 5', async () => {
+    const lock = fakeRunner((file) => (file.endsWith('restore') ? { exitCode: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.' } : undefined));
+    expect(await runPlugin({ env: env('DEL'), stdin: conf() }, { run: lock, ...quiet })).toEqual({ exitCode: 0, stdout: '' });
+    const strictLock = await runPlugin({ env: env('DEL'), stdin: conf({ strict: true }) }, { run: lock, ...quiet });
+    expect(JSON.parse(strictLock.stdout).code).toBe(11);
+    // Batches fail, and so do the single commands of the fallback.
+    const broken = fakeRunner((file, args) => (file.endsWith('restore') || !args.includes('-S') ? { exitCode: 1, stderr: 'iptables: Invalid argument.' } : undefined));
+    const strictBroken = await runPlugin({ env: env('DEL'), stdin: conf({ strict: true }) }, { run: broken, ...quiet });
+    expect(JSON.parse(strictBroken.stdout).code).toBe(5);
+  });
+
+  it('DEL still fails on invalid config: teardown cannot be right with the wrong identity', async () => {
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ name: 'bad name' }) }, quiet);
+    expect(JSON.parse(out.stdout).code).toBe(7);
+  });
+
+  it('DEL ignores a broken prevResult: it is never needed', async () => {
+    const run = fakeRunner();
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ prevResult: { ips: 'garbage' } }) }, { run, ...quiet });
+    expect(out.exitCode).toBe(0);
+    expect(run.calls.length).toBeGreaterThan(0);
+  });
+
+  it('errors carry the config version and all four fields', async () => {
+    const out = await runPlugin({ env: env('ADD', { CNI_NETNS: '/x' }), stdin: conf({ cniVersion: '0.4.0', prevResult: undefined }) }, quiet);
+    expect(Object.keys(JSON.parse(out.stdout))).toEqual(['cniVersion', 'code', 'msg', 'details']);
+    expect(JSON.parse(out.stdout).cniVersion).toBe('0.4.0');
+  });
+});

@@ -1,0 +1,20 @@
+import type { ExecOptions, ExecResult, Runner } from '../../src/backends/exec.js';
+
+export interface Call {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input: string | undefined;
+}
+
+type Responder = (file: string, args: readonly string[], input: string | undefined) => Partial<ExecResult> | undefined;
+
+/** A Runner that records every call and answers from `respond` (default: success, empty output). */
+export function fakeRunner(respond: Responder = () => undefined): Runner & { calls: Call[] } {
+  const calls: Call[] = [];
+  const run = async (file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
+    calls.push({ file, args, input: opts.input });
+    const r = respond(file, args, opts.input) ?? {};
+    return { exitCode: 0, stdout: '', stderr: '', notFound: false, timedOut: false, ...r };
+  };
+  return Object.assign(run, { calls });
+}
