@@ -1,12 +1,15 @@
 import { writeSync } from 'node:fs';
 
 /** Operator commands. Each lives in its own module and is loaded on demand. */
-const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {};
+const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
+  sweep: async () => (await import('./sweep.js')).sweep,
+};
 
 const USAGE = `usage: masq-janitor <command> [options]
 
 As a CNI plugin it is run by the container runtime (CNI_COMMAND set).
 Operator commands:
+  sweep        find (and with --apply remove) masquerade state leaked before the janitor was installed
   --help       this text
   --version    print the version
 `;

@@ -31,15 +31,25 @@ export function jumpOwner(rule: Rule): Attachment | undefined {
   return chainNames(owner).includes(rule.jump) ? owner : undefined;
 }
 
-/** The attachment a chain's name and contents prove it belongs to. */
-export function chainOwner(chain: string, snapshot: Snapshot): Attachment | undefined {
+/** The attachment a chain's name and its rules' comments prove it belongs to. */
+export function chainOwner(chain: string, rulesOfChain: readonly Rule[]): Attachment | undefined {
   if (!MASQ_CHAIN_PATTERN.test(chain)) return undefined;
-  for (const r of snapshot.rules) {
-    if (r.chain !== chain || r.comment === undefined) continue;
+  for (const r of rulesOfChain) {
+    if (r.comment === undefined) continue;
     const owner = parseIptablesComment(r.comment);
     if (owner && chainNames(owner).includes(chain)) return owner;
   }
   return undefined;
+}
+
+function rulesByChain(snapshot: Snapshot): Map<string, Rule[]> {
+  const by = new Map<string, Rule[]>();
+  for (const r of snapshot.rules) {
+    const list = by.get(r.chain);
+    if (list) list.push(r);
+    else by.set(r.chain, [r]);
+  }
+  return by;
 }
 
 export type ChainPolicy =
@@ -79,10 +89,11 @@ const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
  * alone, as are jumps whose comment does not name the chain's own hash.
  */
 export function planSelection(snapshot: Snapshot, doomed: (a: Attachment) => boolean): IptablesPlan {
+  const byChain = rulesByChain(snapshot);
   const owners = new Map<string, Attachment>();
   const chains = new Set<string>();
   for (const chain of snapshot.chains) {
-    const owner = chainOwner(chain, snapshot);
+    const owner = chainOwner(chain, byChain.get(chain) ?? []);
     if (owner && doomed(owner)) {
       chains.add(chain);
       owners.set(key(owner), owner);
@@ -94,10 +105,11 @@ export function planSelection(snapshot: Snapshot, doomed: (a: Attachment) => boo
     owners.set(key(owner), owner);
     return true;
   });
-  // A doomed jump may target a chain missing from the snapshot's declarations (-S listing): its name is proven by the jump.
+  // A doomed jump proves its target's name even when the chain holds no rules any more.
   for (const j of jumps) if (j.jump) chains.add(j.jump);
   // Never delete a chain something else still jumps to: the batch would fail for everyone.
-  const foreignRefs = new Set(snapshot.rules.filter((r) => r.jump && chains.has(r.jump) && !jumps.includes(r)).map((r) => r.jump as string));
-  const remove = [...chains].filter((c) => !foreignRefs.has(c)).sort();
-  return { jumps, flush: [...chains].sort(), remove, owners: [...owners.values()] };
+  const doomedJumps = new Set(jumps);
+  const foreignRefs = new Set(snapshot.rules.filter((r) => r.jump !== undefined && chains.has(r.jump) && !doomedJumps.has(r)).map((r) => r.jump as string));
+  const flush = [...chains].sort();
+  return { jumps, flush, remove: flush.filter((c) => !foreignRefs.has(c)), owners: [...owners.values()] };
 }

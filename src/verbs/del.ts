@@ -1,6 +1,8 @@
 import { teardownAttachment, type TeardownReport } from '../apply/iptables.js';
+import { removeNftRules, type NftReport } from '../apply/nft.js';
 import { bridgeWillTearDown, inspectNetns } from '../backends/netns.js';
-import { xtables, type XtablesError } from '../backends/xtables.js';
+import { delVariants } from '../backends/variants.js';
+import { planNftAttachment } from '../plan/nft-plan.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult } from '../cni/result.js';
 import type { Attachment } from '../identity.js';
@@ -34,16 +36,20 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   // Bridge up to v1.5 fails its whole DEL if our chain is already gone when it tears down; leave it the empty chain.
   const policy: ChainPolicy = bridgeWillTearDown(netns) ? 'keep-empty-chain' : 'remove-chain';
 
-  const results = await Promise.all(
-    families.map((f) => teardownAttachment(run, xtables(f), attachment, policy, conf.settings.lockWait, log)),
-  );
-  const reports: TeardownReport[] = [];
-  const errors: XtablesError[] = [];
-  for (const r of results) (r.ok ? reports.push(r.value) : errors.push(r.error));
+  const tables = families.flatMap((f) => delVariants(f, ctx.path));
+  // The nft backend keys on ifname too, and bridge >= v1.6 tolerates its rules being gone already.
+  const nftPlan = (rules: Parameters<typeof planNftAttachment>[0]) => planNftAttachment(rules, conf.name, env.ifname, env.containerId);
+  const [nft, ...results] = await Promise.all([
+    removeNftRules(run, nftPlan),
+    ...tables.map((xt) => teardownAttachment(run, xt, attachment, policy, conf.settings.lockWait, log)),
+  ]);
+  const reports: (TeardownReport | NftReport)[] = [];
+  const errors: { kind: string; message: string }[] = [];
+  for (const r of [nft, ...results]) (r.ok ? reports.push(r.value) : errors.push(r.error));
 
   const fields = { containerId: env.containerId, network: conf.name, ifname: env.ifname, netns: env.netns, netnsState: netns, policy };
   if (errors.length === 0) {
-    const removed = reports.reduce((n, r) => n + r.jumps + r.chainsRemoved, 0);
+    const removed = reports.reduce((n, r) => n + ('rules' in r ? r.rules : r.jumps + r.chainsRemoved), 0);
     log.info({ ...fields, reports }, removed > 0 ? 'removed masquerade state' : 'nothing to remove');
     return NONE;
   }

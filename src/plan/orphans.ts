@@ -1,0 +1,66 @@
+import { chainNames, type Attachment } from '../identity.js';
+import { jumpOwner, type IptablesPlan } from './iptables-plan.js';
+import type { Snapshot } from './iptables-save.js';
+import type { NftPlan } from './nft-plan.js';
+
+/** One line of a sweep report: one attachment's state in one place. */
+export interface OrphanRow {
+  readonly network: string;
+  readonly containerId: string;
+  /** e.g. `iptables-nft v4`, `nft inet` */
+  readonly where: string;
+  /** Chain name, or nft rule handle. */
+  readonly object: string;
+  readonly rules: number;
+  readonly ips: readonly string[];
+  readonly why: string;
+}
+
+const same = (a: Attachment, b: Attachment): boolean => a.network === b.network && a.containerId === b.containerId;
+
+function sourceOf(args: readonly string[]): string | undefined {
+  const i = args.indexOf('-s');
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export function describeIptables(where: string, snapshot: Snapshot, plan: IptablesPlan, why: string): OrphanRow[] {
+  const flushed = new Set(plan.flush);
+  return plan.owners.map((owner) => {
+    const chains = chainNames(owner).filter((c) => flushed.has(c));
+    const jumps = plan.jumps.filter((j) => {
+      const o = jumpOwner(j);
+      return o !== undefined && same(o, owner);
+    });
+    const inChains = snapshot.rules.filter((r) => chains.includes(r.chain)).length;
+    return {
+      network: owner.network,
+      containerId: owner.containerId,
+      where,
+      object: chains.join(',') || '(jump only)',
+      rules: inChains + jumps.length,
+      ips: jumps.map((j) => sourceOf(j.args)).filter((s): s is string => s !== undefined),
+      why,
+    };
+  });
+}
+
+export function describeNft(plan: NftPlan, why: string): OrphanRow[] {
+  return plan.rules.map((r) => ({
+    network: r.owner?.network ?? '?',
+    containerId: (r.owner?.containerId ?? '?') + (r.owner?.truncated ? '…' : ''),
+    where: 'nft inet',
+    object: `masq_checks handle ${r.handle}`,
+    rules: 1,
+    ips: r.saddr,
+    why,
+  }));
+}
+
+/** Fixed-width text table, for people. */
+export function renderTable(rows: readonly OrphanRow[]): string {
+  const head = ['NETWORK', 'CONTAINER ID', 'WHERE', 'OBJECT', 'RULES', 'IPS', 'WHY'];
+  const cells = rows.map((r) => [r.network, r.containerId, r.where, r.object, String(r.rules), r.ips.join(',') || '-', r.why]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
+  const line = (c: string[]): string => c.map((s, i) => (i === c.length - 1 ? s : s.padEnd(widths[i] as number))).join('  ');
+  return [line(head), ...cells.map(line)].join('\n') + '\n';
+}
