@@ -1,18 +1,19 @@
-import { z } from 'zod';
 import { CNI_NAME_PATTERN } from '../identity.js';
 import { Code, cniError, fail, ok, type CniError, type Result } from './errors.js';
 import { isSupported, SUPPORTED_VERSIONS, type SupportedVersion } from './versions.js';
+import * as z from 'zod/mini';
+import { issueText } from './zod.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The keys masq-janitor itself reads from its plugin object. */
 const JanitorKeys = z.strictObject({
-  logFile: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
-  logLevel: z.enum(LOG_LEVELS).optional(),
-  strict: z.boolean().optional(),
-  lockWait: z.number().int().min(0).max(300).optional(),
-  gc: z.boolean().optional(),
+  logFile: z.optional(z.string().check(z.minLength(1), z.maxLength(4096), z.refine((p) => p.startsWith('/'), 'must be an absolute path'))),
+  logLevel: z.optional(z.enum(LOG_LEVELS)),
+  strict: z.optional(z.boolean()),
+  lockWait: z.optional(z.int().check(z.minimum(1), z.maximum(300))),
+  gc: z.optional(z.boolean()),
 });
 type JanitorSettings = z.infer<typeof JanitorKeys>;
 const JANITOR_KEYS = Object.keys(JanitorKeys.shape);
@@ -67,8 +68,6 @@ function editDistanceAtMost(a: string, b: string, max: number): boolean {
   }
   return (prev[b.length] as number) <= max;
 }
-
-const issueText = (e: z.ZodError): string => z.prettifyError(e).replaceAll('\n', '; ');
 
 /** Decode stdin. `version` errors are code 1 so runtimes can negotiate. */
 export function parseConfig(stdin: string): Result<NetConf> {

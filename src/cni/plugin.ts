@@ -1,7 +1,6 @@
 import { effectivePath, execaRunner, type Runner } from '../backends/exec.js';
 import { createLogger, silentLogger, type Complain } from '../log.js';
 import type { Reply, VerbContext } from '../verbs/context.js';
-import { parseConfig } from './config.js';
 import { parseEnv, type Env } from './env.js';
 import { Code, cniError, type CniError } from './errors.js';
 import { isSupported, SUPPORTED_VERSIONS } from './versions.js';
@@ -37,6 +36,8 @@ export async function runPlugin(inv: Invocation, world: World = {}): Promise<Out
     return { exitCode: 0, stdout: JSON.stringify({ cniVersion: shownVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n' };
   }
 
+  // Loaded only past VERSION: validation (zod) is the largest part of startup.
+  const { parseConfig } = await import('./config.js');
   const confParsed = parseConfig(inv.stdin);
   if (!confParsed.ok) return errorOutcome(shownVersion, confParsed.error);
   const conf = confParsed.value;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { issueText } from './zod.js';
 import { resultHasIpVersion, type SupportedVersion } from './versions.js';
 
 /**
@@ -12,23 +13,23 @@ const Address = z.union([z.cidrv4(), z.cidrv6()], { error: 'not an IP address wi
 
 const Ip = z.looseObject({
   address: Address,
-  version: z.enum(['4', '6']).optional(),
-  gateway: z.union([z.ipv4(), z.ipv6()]).optional(),
-  interface: z.number().int().nonnegative().optional(),
+  version: z.optional(z.enum(['4', '6'])),
+  gateway: z.optional(z.union([z.ipv4(), z.ipv6()])),
+  interface: z.optional(z.int().check(z.nonnegative())),
 });
 
 const Interface = z.looseObject({
   name: z.string(),
-  mac: z.string().optional(),
-  sandbox: z.string().optional(),
+  mac: z.optional(z.string()),
+  sandbox: z.optional(z.string()),
 });
 
 const ResultShape = z.looseObject({
-  cniVersion: z.string().optional(),
-  interfaces: z.array(Interface).optional(),
-  ips: z.array(Ip).optional(),
-  routes: z.array(z.unknown()).optional(),
-  dns: z.unknown().optional(),
+  cniVersion: z.optional(z.string()),
+  interfaces: z.optional(z.array(Interface)),
+  ips: z.optional(z.array(Ip)),
+  routes: z.optional(z.array(z.unknown())),
+  dns: z.optional(z.unknown()),
 });
 
 export interface PrevIp {
@@ -55,7 +56,7 @@ export function isStrictCidr(s: string): boolean {
 export function parsePrevResult(input: unknown, version: SupportedVersion): { ok: true; value: PrevResult } | { ok: false; error: string } {
   const parsed = ResultShape.safeParse(input);
   if (!parsed.success) {
-    return { ok: false, error: z.prettifyError(parsed.error).replaceAll('\n', '; ') };
+    return { ok: false, error: issueText(parsed.error) };
   }
   const r = parsed.data;
   const interfaces = r.interfaces ?? [];

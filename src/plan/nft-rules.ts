@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../cni/zod.js';
 import { CNI_NAME_PATTERN, nftComment, nftNetworkHash } from '../identity.js';
 
 /** The nftables masquerade backend's objects (plugins >= v1.6.0). */
@@ -23,16 +24,16 @@ export interface NftRule {
 }
 
 const Match = z.looseObject({
-  match: z.looseObject({ left: z.looseObject({ payload: z.looseObject({ field: z.string() }).optional() }), right: z.unknown() }),
+  match: z.looseObject({ left: z.looseObject({ payload: z.optional(z.looseObject({ field: z.string() })) }), right: z.unknown() }),
 });
 const RuleJson = z.looseObject({
   rule: z.looseObject({
     family: z.string(),
     table: z.string(),
     chain: z.string(),
-    handle: z.number().int().nonnegative(),
-    comment: z.string().optional(),
-    expr: z.array(z.unknown()).optional(),
+    handle: z.int().check(z.nonnegative()),
+    comment: z.optional(z.string()),
+    expr: z.optional(z.array(z.unknown())),
   }),
 });
 const Listing = z.looseObject({ nftables: z.array(z.unknown()) });

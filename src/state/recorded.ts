@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../cni/zod.js';
 
 /**
  * What the host still records as attached: libcni's result cache and
@@ -19,7 +20,7 @@ export interface Recorded {
   readonly counts: { readonly cache: number; readonly reservations: number };
 }
 
-const CacheFile = z.looseObject({ kind: z.literal('cniCacheV1'), containerId: z.string(), networkName: z.string(), ifName: z.string().optional() });
+const CacheFile = z.looseObject({ kind: z.literal('cniCacheV1'), containerId: z.string(), networkName: z.string(), ifName: z.optional(z.string()) });
 
 function listDir(dir: string): string[] {
   try {
