@@ -1,10 +1,12 @@
 import { fail, ok, type Result } from '../cni/errors.js';
 import type { Attachment } from '../identity.js';
 import type { Logger } from '../log.js';
-import { isEmptyPlan, planAttachmentTeardown, type ChainPolicy, type IptablesPlan } from '../plan/iptables-plan.js';
+import { EMPTY_PLAN, isEmptyPlan, planAttachmentTeardown, type ChainPolicy, type IptablesPlan } from '../plan/iptables-plan.js';
 import { renderRestore } from '../plan/restore-text.js';
 import type { Runner } from '../backends/exec.js';
-import { listChain, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
+import { legacyHasNat } from '../backends/variants.js';
+import { chainExists, listChain, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
+import { chainName } from '../identity.js';
 
 export interface TeardownReport {
   readonly table: string;
@@ -41,15 +43,27 @@ export async function teardownAttachment(
   wait: number,
   log: Logger,
 ): Promise<Result<TeardownReport, XtablesError>> {
+  // Listing a legacy table loads it; no legacy nat table in this netns means no state in it.
+  if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return ok({ ...report(xt, EMPTY_PLAN), skipped: 'no legacy nat table' });
   let plan: IptablesPlan | undefined;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const snap = await listChain(run, xt, 'POSTROUTING', wait);
     if (!snap.ok) {
       // No iptables binary for this family: nothing can have made rules with it.
-      if (snap.error.kind === 'missing-tool') return ok({ ...report(xt, planAttachmentTeardown({ chains: new Set(), rules: [] }, a, 'keep-empty-chain')), skipped: snap.error.message });
+      if (snap.error.kind === 'missing-tool') return ok({ ...report(xt, EMPTY_PLAN), skipped: snap.error.message });
       return snap;
     }
-    plan = planAttachmentTeardown(snap.value, a, policy);
+    let snapshot = snap.value;
+    plan = planAttachmentTeardown(snapshot, a, policy);
+    if (isEmptyPlan(plan) && policy === 'remove-chain') {
+      // No jump proves the chain; it may still be there, emptied or unreferenced (an earlier partial cleanup).
+      const own = chainName(a);
+      const exists = await chainExists(run, xt, own, wait);
+      if (!exists.ok) return exists;
+      if (!exists.value) return ok(report(xt, plan));
+      snapshot = { ...snapshot, chains: new Set([...snapshot.chains, own]) };
+      plan = planAttachmentTeardown(snapshot, a, policy);
+    }
     if (isEmptyPlan(plan)) return ok(report(xt, plan));
     const applied = await restore(run, xt, renderRestore(plan), wait);
     if (applied.ok) return ok(report(xt, plan));

@@ -37,8 +37,9 @@ export function legacyHasNat(family: 4 | 6): boolean {
  */
 export function delVariants(family: 4 | 6, path: string): Xtables[] {
   const stem = family === 4 ? 'iptables' : 'ip6tables';
-  const out = [xtables(family)];
-  if (kindOf(stem, path) === 'nft' && legacyHasNat(family) && which(`${stem}-legacy`, path)) out.push(xtables(family, 'legacy'));
+  const kind = kindOf(stem, path);
+  const out = [xtables(family, 'default', kind)];
+  if (kind === 'nft' && legacyHasNat(family) && which(`${stem}-legacy`, path)) out.push(xtables(family, 'legacy'));
   return out;
 }
 
@@ -47,11 +48,11 @@ export function allVariants(family: 4 | 6, path: string): Xtables[] {
   const stem = family === 4 ? 'iptables' : 'ip6tables';
   const hasLegacy = which(`${stem}-legacy`, path) !== undefined;
   const hasNft = which(`${stem}-nft`, path) !== undefined;
-  if (!hasLegacy && !hasNft) return which(stem, path) ? [xtables(family)] : [];
+  if (!hasLegacy && !hasNft) return which(stem, path) ? [xtables(family, 'default', kindOf(stem, path))] : [];
   const out: Xtables[] = [];
   if (hasNft) out.push(xtables(family, 'nft'));
   if (hasLegacy && legacyHasNat(family)) out.push(xtables(family, 'legacy'));
   // A default that is neither (a distro's own build) still gets looked at.
-  if (kindOf(stem, path) === 'unknown' && which(stem, path)) out.push(xtables(family));
+  if (kindOf(stem, path) === 'unknown' && which(stem, path)) out.push(xtables(family, 'default', 'unknown'));
   return out;
 }

@@ -11,11 +11,13 @@ export interface Xtables {
   readonly variant: 'default' | 'legacy' | 'nft';
   /** e.g. `iptables`, `ip6tables-legacy`; `-save`/`-restore` are derived. */
   readonly base: string;
+  /** What the binary really is, where the host tells (Debian's alternatives do). */
+  readonly backend: 'legacy' | 'nft' | 'unknown';
 }
 
-export function xtables(family: 4 | 6, variant: Xtables['variant'] = 'default'): Xtables {
+export function xtables(family: 4 | 6, variant: Xtables['variant'] = 'default', backend: Xtables['backend'] = variant === 'default' ? 'unknown' : variant): Xtables {
   const stem = family === 4 ? 'iptables' : 'ip6tables';
-  return { family, variant, base: variant === 'default' ? stem : `${stem}-${variant}` };
+  return { family, variant, base: variant === 'default' ? stem : `${stem}-${variant}`, backend };
 }
 
 /** Binary name for `iptables-save` style helpers: iptables-legacy-save, ip6tables-save, ... */
@@ -41,6 +43,14 @@ export async function listChain(run: Runner, xt: Xtables, chain: string, wait: n
   const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
   if (r.exitCode !== 0) return fail(classify(xt, `list ${chain}`, r));
   return ok(parseSave(r.stdout));
+}
+
+/** Does the nat table hold this chain? (`-S` on a missing chain exits 1.) */
+export async function chainExists(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<boolean, XtablesError>> {
+  const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
+  if (r.exitCode === 0) return ok(true);
+  if (r.exitCode === 1 && !r.notFound && !/xtables lock/i.test(r.stderr)) return ok(false);
+  return fail(classify(xt, `list ${chain}`, r));
 }
 
 /** The whole nat table. */

@@ -1,4 +1,4 @@
-import { chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, chainName, type Attachment } from '../identity.js';
+import { chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../identity.js';
 import type { Rule, Snapshot } from './iptables-save.js';
 
 /**
@@ -59,26 +59,22 @@ export type ChainPolicy =
   | 'keep-empty-chain';
 
 /**
- * DEL for one attachment. The snapshot may be partial (just POSTROUTING):
- * the chain is then declared and deleted blind, which iptables-restore makes
- * idempotent (`:C` creates or flushes, `-X C` deletes).
+ * DEL for one attachment. The snapshot may be partial (a POSTROUTING
+ * listing): chains it does not declare and no jump proves are taken as
+ * absent, so the plan never declares (and so creates) a chain, or the nat
+ * table around it, that was not there.
  */
 export function planAttachmentTeardown(snapshot: Snapshot, a: Attachment, policy: ChainPolicy): IptablesPlan {
   const names = chainNames(a);
   const comment = iptablesComment(a);
   const jumps = snapshot.rules.filter((r) => r.jump !== undefined && names.includes(r.jump) && r.comment === comment);
-  const primary = chainName(a);
-  // Old 25-hex chains are only touched when seen, never created.
-  const seen = names.filter((n) => n === primary || snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
-  if (policy === 'keep-empty-chain') {
-    // Only flush what surely exists: `:C` would otherwise create a chain and leak it.
-    const existing = seen.filter((n) => snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
-    if (jumps.length === 0 && existing.length === 0) return EMPTY_PLAN;
-    return { jumps, flush: existing, remove: [], owners: [a] };
-  }
+  const existing = names.filter((n) => snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
+  if (jumps.length === 0 && existing.length === 0) return EMPTY_PLAN;
+  if (policy === 'keep-empty-chain') return { jumps, flush: existing, remove: [], owners: [a] };
   // A jump into our chain that is not ours would make `-X` fail the whole batch; leave such a chain, emptied.
-  const referenced = new Set(snapshot.rules.filter((r) => r.jump && seen.includes(r.jump) && !jumps.includes(r)).map((r) => r.jump));
-  return { jumps, flush: seen, remove: seen.filter((n) => !referenced.has(n)), owners: [a] };
+  const ownJumps = new Set(jumps);
+  const referenced = new Set(snapshot.rules.filter((r) => r.jump !== undefined && existing.includes(r.jump) && !ownJumps.has(r)).map((r) => r.jump));
+  return { jumps, flush: existing, remove: existing.filter((n) => !referenced.has(n)), owners: [a] };
 }
 
 const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;

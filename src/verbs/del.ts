@@ -41,7 +41,8 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const nftPlan = (rules: Parameters<typeof planNftAttachment>[0]) => planNftAttachment(rules, conf.name, env.ifname, env.containerId);
   const [nft, ...results] = await Promise.all([
     removeNftRules(run, nftPlan),
-    ...tables.map((xt) => teardownAttachment(run, xt, attachment, policy, conf.settings.lockWait, log)),
+    // Bridge only ever tears down in the iptables on PATH; in any other variant nobody will delete the chain but us.
+    ...tables.map((xt) => teardownAttachment(run, xt, attachment, xt.variant === 'default' ? policy : 'remove-chain', conf.settings.lockWait, log)),
   ]);
   const reports: (TeardownReport | NftReport)[] = [];
   const errors: { kind: string; message: string }[] = [];

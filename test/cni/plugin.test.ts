@@ -56,15 +56,22 @@ describe('plugin protocol', () => {
     expect(e.msg).toContain('iptables-restore');
   });
 
-  it('DEL with an empty netns removes jumps, rules and chain in one restore per family', async () => {
+  it('DEL with an empty netns removes jumps, rules and chain in one restore, and creates nothing where nothing is', async () => {
     const chain = chainName({ network: 'bridge', containerId: 'default-c1' });
     const jump = `-A POSTROUTING -s 10.4.0.2/32 -m comment --comment "name: \\"bridge\\" id: \\"default-c1\\"" -j ${chain}`;
     const run = fakeRunner((file, args) =>
-      file === 'iptables' && args.includes('-S') ? { stdout: `-P POSTROUTING ACCEPT\n${jump}\n` } : file === 'nft' ? { exitCode: 1, stderr: 'Error: No such file or directory' } : undefined,
+      file === 'iptables' && args.includes('POSTROUTING')
+        ? { stdout: `-P POSTROUTING ACCEPT\n${jump}\n` }
+        : file === 'ip6tables' && args.includes(chain)
+          ? { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.' }
+          : file === 'nft'
+            ? { exitCode: 1, stderr: 'Error: No such file or directory' }
+            : undefined,
     );
     const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
     expect(out).toEqual({ exitCode: 0, stdout: '' });
-    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables-restore', 'iptables', 'iptables-restore', 'nft']);
+    // v6 has no jump and no chain: a listing and an existence check, and no transaction that would create anything.
+    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables', 'iptables-restore', 'nft']);
     const v4 = run.calls.find((c) => c.file === 'iptables-restore');
     expect(v4?.args).toEqual(['-w', '5', '--noflush']);
     expect(v4?.input).toBe(`*nat\n:${chain} - [0:0]\n-D ${jump.slice(3)}\n-X ${chain}\nCOMMIT\n`);

@@ -57,9 +57,10 @@ describe('planAttachmentTeardown', () => {
     expect(applyRestore(m, renderRestore(plan))).toEqual({ chains: [chainName(A)], rules: [] });
   });
 
-  it('never creates a chain it would then keep', () => {
-    const plan = planAttachmentTeardown(parseSave('-P POSTROUTING ACCEPT\n'), A, 'keep-empty-chain');
-    expect(isEmptyPlan(plan)).toBe(true);
+  it('never declares a chain it has not seen, which would create it (and its nat table)', () => {
+    for (const policy of ['keep-empty-chain', 'remove-chain'] as const) {
+      expect(isEmptyPlan(planAttachmentTeardown(parseSave('-P POSTROUTING ACCEPT\n'), A, policy))).toBe(true);
+    }
   });
 
   it('leaves a jump into our chain that does not carry our comment, and so keeps the chain', () => {
@@ -143,7 +144,9 @@ describe('planner properties', () => {
     fc.assert(
       fc.property(tableArb, fc.nat(), (g, pick) => {
         const target = g.attachments[pick % g.attachments.length] as Attachment;
-        const postrouting = ['-P POSTROUTING ACCEPT', ...g.model.rules.filter((r) => r.startsWith('-A POSTROUTING '))].join('\n');
+        // What DEL reads: the POSTROUTING listing, plus `-S <chain>` telling whether its own chain exists.
+        const own = g.model.chains.includes(chainName(target)) ? [`-N ${chainName(target)}`] : [];
+        const postrouting = ['-P POSTROUTING ACCEPT', ...own, ...g.model.rules.filter((r) => r.startsWith('-A POSTROUTING '))].join('\n');
         const plan = planAttachmentTeardown(parseSave(postrouting), target, 'remove-chain');
         const after = applyRestore(g.model, renderRestore(plan));
         expect(after.rules).toEqual(g.model.rules.filter((r) => !identityRules(g.model, target).includes(r)));
