@@ -3,12 +3,17 @@ import { writeSync } from 'node:fs';
 /** Operator commands. Each lives in its own module and is loaded on demand. */
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   sweep: async () => (await import('./sweep.js')).sweep,
+  install: async () => (await import('./install.js')).install,
+  uninstall: async () => (await import('./install.js')).uninstall,
 };
 
 const USAGE = `usage: masq-janitor <command> [options]
 
 As a CNI plugin it is run by the container runtime (CNI_COMMAND set).
 Operator commands:
+  install      copy masq-janitor into the CNI bin dir and append it to the
+               network lists whose bridge/ptp has ipMasq: true
+  uninstall    remove what install added
   sweep        find (and with --apply remove) masquerade state leaked before the janitor was installed
   --help       this text
   --version    print the version

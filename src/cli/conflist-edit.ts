@@ -49,8 +49,8 @@ export type UninstallPlan =
   | { readonly action: 'absent' }
   | { readonly action: 'keep'; readonly reason: string };
 
-type Json = null | boolean | number | string | Json[] | JsonObject;
-interface JsonObject {
+export type Json = null | boolean | number | string | Json[] | JsonObject;
+export interface JsonObject {
   [key: string]: Json;
 }
 
@@ -60,23 +60,93 @@ export function formatJson(doc: Json): string {
   return JSON.stringify(doc, null, 2) + '\n';
 }
 
-/** V8 says "at position N"; an operator wants a line and a column. */
-function describeJsonError(text: string, e: Error): string {
-  const m = /at position (\d+)/.exec(e.message);
-  if (!m || /\bline \d+/.test(e.message)) return e.message;
-  const pos = Number(m[1]);
+/**
+ * Where JSON.parse gave up, for the message: V8's own text has no position
+ * for some errors and quotes the input across lines. A recogniser of the
+ * JSON grammar, only ever run on text JSON.parse rejected.
+ */
+function errorOffset(text: string): number {
+  let i = 0;
+  const lexeme = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
+  };
+  const string = (): boolean => {
+    i++;
+    for (;;) {
+      const c = text[i];
+      if (c === undefined || c < ' ') return false;
+      if (c === '"') {
+        i++;
+        return true;
+      }
+      if (c === '\\') {
+        const esc = /["\\/bfnrt]|u[0-9a-fA-F]{4}/y;
+        esc.lastIndex = i + 1;
+        const m = esc.exec(text);
+        if (!m) return false;
+        i += 1 + m[0].length;
+      } else i++;
+    }
+  };
+  const items = (close: string, item: () => boolean): boolean => {
+    i++;
+    ws();
+    if (text[i] === close) {
+      i++;
+      return true;
+    }
+    for (;;) {
+      if (!item()) return false;
+      ws();
+      if (text[i] === ',') {
+        i++;
+        continue;
+      }
+      if (text[i] !== close) return false;
+      i++;
+      return true;
+    }
+  };
+  const member = (): boolean => {
+    ws();
+    if (text[i] !== '"' || !string()) return false;
+    ws();
+    if (text[i] !== ':') return false;
+    i++;
+    return value();
+  };
+  const value = (): boolean => {
+    ws();
+    const c = text[i];
+    if (c === '{') return items('}', member);
+    if (c === '[') return items(']', value);
+    if (c === '"') return string();
+    lexeme.lastIndex = i;
+    const m = lexeme.exec(text);
+    if (!m) return false;
+    i += m[0].length;
+    return true;
+  };
+  if (value()) ws();
+  return i;
+}
+
+function describeJsonError(text: string): string {
+  const pos = errorOffset(text);
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const column = pos - before.lastIndexOf('\n');
-  return `${e.message} (line ${line}, column ${column})`;
+  const what = pos >= text.length ? 'unexpected end of input' : `unexpected ${JSON.stringify(text.slice(pos, pos + 1))}`;
+  return `invalid JSON at line ${line}, column ${column}: ${what}`;
 }
 
 function parseObject(text: string): Result<JsonObject, EditError> {
   let doc: Json;
   try {
     doc = JSON.parse(text) as Json;
-  } catch (e) {
-    return fail({ kind: 'invalid-json', message: `invalid JSON: ${describeJsonError(text, e as Error)}` });
+  } catch {
+    return fail({ kind: 'invalid-json', message: describeJsonError(text) });
   }
   if (!isObject(doc)) return fail({ kind: 'invalid-config', message: 'not a JSON object' });
   return ok(doc);

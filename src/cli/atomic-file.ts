@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, copyFile, lstat, open, readFile, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { fail, ok, type Result } from '../cni/errors.js';
+
+/**
+ * The file-system half of install/uninstall. Runtimes re-read the conf dir
+ * at any moment (containerd and CRI-O watch it) and run the plugin binary
+ * on every container start, so nothing here is ever visible half-written:
+ * each new content goes to a temp file in the same directory, is fsynced,
+ * and is renamed over the old name.
+ */
+
+/**
+ * Kept next to each edited file, holding its content from just before the
+ * edit. libcni loads `*.conf`, `*.conflist` and `*.json` from the conf dir,
+ * so the name must end in none of those: `.bak` is safe.
+ */
+export const BACKUP_SUFFIX = '.masq-janitor.bak';
+
+export const BINARY_NAME = 'masq-janitor';
+
+export interface FsError {
+  /** `changed`: someone rewrote the file while we worked; run again. */
+  readonly kind: 'io' | 'changed' | 'verify';
+  readonly message: string;
+}
+
+const ioError = (e: unknown): FsError => ({ kind: 'io', message: (e as Error).message });
+
+/**
+ * Temp names start with a dot and end in `.tmp`: no runtime loads them as a
+ * network config, and none can mistake one for a plugin called by `type`.
+ */
+function tempPath(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Make the rename itself durable; some file systems refuse fsync on a directory, which is fine. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // best effort
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+export interface Owner {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * Write `data` to `path` through a temp file and a rename, with the given
+ * mode and owner. `guard` runs just before the rename; a string from it
+ * cancels the write (the temp file is removed, `path` is untouched).
+ */
+export async function writeAtomic(path: string, data: Buffer, owner: Owner, guard?: () => Promise<string | undefined>): Promise<Result<void, FsError>> {
+  const tmp = tempPath(path);
+  let fh: FileHandle | undefined;
+  try {
+    // 0600 until the final mode is set: never readable by more than the end result.
+    fh = await open(tmp, 'wx', 0o600);
+    await fh.writeFile(data);
+    const st = await fh.stat();
+    // Owner first: chown clears set-id bits, chmod then restores them.
+    if (st.uid !== owner.uid || st.gid !== owner.gid) await fh.chown(owner.uid, owner.gid);
+    await fh.chmod(owner.mode & 0o7777);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    const why = guard ? await guard() : undefined;
+    if (why !== undefined) {
+      await unlink(tmp).catch(() => undefined);
+      return fail({ kind: 'changed', message: why });
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    return fail(ioError(e));
+  }
+  await syncDir(dirname(path));
+  return ok(undefined);
+}
+
+export interface Snapshot {
+  /** The file as given. */
+  readonly shown: string;
+  /** The file actually replaced: symlinks resolved, so a link stays a link. */
+  readonly path: string;
+  readonly data: Buffer;
+  readonly owner: Owner;
+}
+
+export async function readSnapshot(shown: string): Promise<Result<Snapshot, FsError>> {
+  try {
+    const path = await realpath(shown);
+    const st = await stat(path);
+    if (!st.isFile()) return fail({ kind: 'io', message: 'not a regular file' });
+    const data = await readFile(path);
+    return ok({ shown, path, data, owner: { mode: st.mode, uid: st.uid, gid: st.gid } });
+  } catch (e) {
+    return fail(ioError(e));
+  }
+}
+
+/**
+ * Replace a config file with `text`, first saving its current content as
+ * `<file>.masq-janitor.bak` (same mode and owner: it may hold anything the
+ * original held). Refuses when the file no longer holds what was read, so a
+ * runtime rewriting it at the same moment wins and the next run retries.
+ */
+export async function replaceWithBackup(snap: Snapshot, text: string): Promise<Result<{ readonly backup: string }, FsError>> {
+  const unchanged = async (): Promise<string | undefined> => {
+    const now = await readFile(snap.path).catch(() => undefined);
+    return now !== undefined && now.equals(snap.data) ? undefined : 'the file changed while it was being edited; nothing written, run again';
+  };
+  const backup = snap.path + BACKUP_SUFFIX;
+  const saved = await writeAtomic(backup, snap.data, snap.owner, unchanged);
+  if (!saved.ok) return saved;
+  const written = await writeAtomic(snap.path, Buffer.from(text), snap.owner, unchanged);
+  if (!written.ok) return written;
+  return ok({ backup });
+}
+
+/** Byte-for-byte comparison, in chunks: the binary may be a 100 MB single executable. */
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (sa.size !== sb.size) return false;
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const size = 1 << 20;
+    const ba = Buffer.alloc(size);
+    const bb = Buffer.alloc(size);
+    for (;;) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, size, null), fb.read(bb, 0, size, null)]);
+      if (ra.bytesRead !== rb.bytesRead) return false;
+      if (ra.bytesRead === 0) return true;
+      if (!ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
+
+export type BinaryAction = 'installed' | 'updated' | 'up-to-date' | 'mode-fixed' | 'same-file';
+
+export interface BinaryOptions {
+  readonly dryRun: boolean;
+  /** Checks the copied file before it takes the real name; a string rejects it. */
+  readonly verify: (file: string) => Promise<string | undefined>;
+}
+
+const BINARY_MODE = 0o755;
+
+/**
+ * Put `src` into `binDir` as `masq-janitor`, mode 0755. Copy to a temp name,
+ * verify, rename: a runtime exec'ing the plugin meanwhile gets the old or
+ * the new file, never a torn one, and a running old binary keeps its inode
+ * (writing in place would fail with ETXTBSY).
+ */
+export async function installBinary(src: string, binDir: string, opts: BinaryOptions): Promise<Result<{ readonly action: BinaryAction; readonly path: string }, FsError>> {
+  const dest = join(binDir, BINARY_NAME);
+  try {
+    const s = await stat(src);
+    if (!s.isFile()) return fail({ kind: 'io', message: `${src}: not a regular file` });
+    const d = await stat(binDir).catch(() => undefined);
+    if (!d?.isDirectory()) return fail({ kind: 'io', message: `${binDir}: no such directory` });
+    const existing = await stat(dest).catch(() => undefined);
+    if (existing?.isFile()) {
+      if (existing.dev === s.dev && existing.ino === s.ino) return ok({ action: 'same-file', path: dest });
+      if (await sameContent(src, dest)) {
+        if ((existing.mode & 0o7777) === BINARY_MODE) return ok({ action: 'up-to-date', path: dest });
+        if (!opts.dryRun) await chmod(dest, BINARY_MODE);
+        return ok({ action: 'mode-fixed', path: dest });
+      }
+    }
+    const action: BinaryAction = existing ? 'updated' : 'installed';
+    if (opts.dryRun) return ok({ action, path: dest });
+    const tmp = tempPath(dest);
+    try {
+      await copyFile(src, tmp, constants.COPYFILE_EXCL);
+      await chmod(tmp, BINARY_MODE);
+      const fh = await open(tmp, 'r');
+      await fh.sync().finally(() => fh.close());
+      const bad = await opts.verify(tmp);
+      if (bad !== undefined) {
+        await unlink(tmp).catch(() => undefined);
+        return fail({ kind: 'verify', message: `${src} does not work as a CNI plugin here (${bad}); nothing installed` });
+      }
+      await rename(tmp, dest);
+    } catch (e) {
+      await unlink(tmp).catch(() => undefined);
+      throw e;
+    }
+    await syncDir(binDir);
+    return ok({ action, path: dest });
+  } catch (e) {
+    return fail(ioError(e));
+  }
+}
+
+export async function removeBinary(binDir: string, dryRun: boolean): Promise<Result<{ readonly action: 'removed' | 'absent'; readonly path: string }, FsError>> {
+  const dest = join(binDir, BINARY_NAME);
+  try {
+    const st = await lstat(dest).catch(() => undefined);
+    if (!st) return ok({ action: 'absent', path: dest });
+    // unlink, not truncate: a plugin running right now keeps its inode.
+    if (!dryRun) await unlink(dest);
+    return ok({ action: 'removed', path: dest });
+  } catch (e) {
+    return fail(ioError(e));
+  }
+}

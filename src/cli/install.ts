@@ -1,0 +1,323 @@
+import { open, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
+import { configFiles } from './conf-dir.js';
+import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
+import { stdio, type Io } from './output.js';
+import { probeVersion } from './probe.js';
+import { runningExecutable } from './self-exe.js';
+
+/**
+ * `masq-janitor install` and `uninstall`: the operator's way to put the
+ * janitor after bridge/ptp in a runtime's network lists, and to take it
+ * out again. Deciding the new text is conflist-edit.ts; writing it without
+ * a torn or half-visible file is atomic-file.ts.
+ */
+
+/** What containerd, CRI-O, Podman and nerdctl use when nothing is configured. */
+export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
+export const DEFAULT_BIN_DIR = '/opt/cni/bin';
+
+const INSTALL_HELP = `usage: masq-janitor install [options] [FILE...]
+
+Copies masq-janitor into the CNI bin dir, then appends {"type": "masq-janitor"}
+as the last plugin of each network list in the conf dir that has a bridge or
+ptp plugin with "ipMasq": true, or of each FILE named. Running it again
+changes nothing. Each edited file is replaced atomically, keeps its mode and
+owner, and its previous content is kept as <file>${BACKUP_SUFFIX}.
+A .conf file holds one plugin and cannot chain: install prints the .conflist
+that would replace it and changes nothing.
+
+options:
+  --conf-dir DIR   the CNI conf dir (default ${DEFAULT_CONF_DIR}): its *.conf, *.conflist
+                   and *.json, and the *.conflist of its subdirectories (nerdctl's
+                   per-namespace networks). Not together with FILEs.
+  --bin-dir DIR    the CNI plugin dir (default ${DEFAULT_BIN_DIR})
+  --from FILE      the masq-janitor file to copy (default: the running one: the
+                   single executable, or the script node was started with)
+  --skip-binary    leave the bin dir alone; only edit configs
+  --dry-run        print what would change; change nothing
+  -h, --help       this text
+
+Prints one line per file: added, already present, or skipped with the reason.
+Exit status 1 if any file could not be handled, 2 on a usage error.
+`;
+
+const UNINSTALL_HELP = `usage: masq-janitor uninstall [options] [FILE...]
+
+Removes the {"type": "masq-janitor"} entry that install appended from each
+network list in the conf dir, or from each FILE named. An entry with settings
+added by hand (logLevel, ...) is not install's and stays. Same atomic
+replacement and <file>${BACKUP_SUFFIX} backup as install.
+
+options:
+  --conf-dir DIR    the CNI conf dir (default ${DEFAULT_CONF_DIR}); not together with FILEs
+  --bin-dir DIR     the CNI plugin dir (default ${DEFAULT_BIN_DIR})
+  --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config names it
+                    (needs the conf dir scan, so not together with FILEs)
+  --dry-run         print what would change; change nothing
+  -h, --help        this text
+`;
+
+const COMMON = {
+  'conf-dir': { type: 'string' },
+  'bin-dir': { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, 'skip-binary': { type: 'boolean' } } as const;
+const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' } } as const;
+
+type Parsed<T> = { ok: true; values: T; files: string[] } | { ok: false; code: number };
+
+function parse<O extends typeof INSTALL_OPTIONS | typeof UNINSTALL_OPTIONS>(
+  cmd: string,
+  argv: string[],
+  options: O,
+  help: string,
+  io: Io,
+): Parsed<ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values']> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    io.err(`masq-janitor ${cmd}: ${(e as Error).message}\n\n${help}`);
+    return { ok: false, code: 2 };
+  }
+  const values = parsed.values as { help?: boolean; 'conf-dir'?: string };
+  if (values.help) {
+    io.out(help);
+    return { ok: false, code: 0 };
+  }
+  if (values['conf-dir'] !== undefined && parsed.positionals.length > 0) {
+    io.err(`masq-janitor ${cmd}: give either --conf-dir or FILEs, not both\n\n${help}`);
+    return { ok: false, code: 2 };
+  }
+  return { ok: true, values: parsed.values, files: parsed.positionals };
+}
+
+interface Target {
+  /** Absolute path, as shown in the report. */
+  readonly path: string;
+  readonly named: boolean;
+}
+
+/** The FILEs named, or the configs of the conf dir; undefined (reported) when the dir cannot be read. */
+async function targets(confDir: string, files: readonly string[], io: Io): Promise<Target[] | undefined> {
+  if (files.length > 0) return files.map((f) => ({ path: resolve(f), named: true }));
+  const found = await configFiles(confDir);
+  if (!found.ok) {
+    io.err(`masq-janitor: cannot read the conf dir: ${found.error}\n`);
+    return undefined;
+  }
+  if (found.value.length === 0) io.out(`${confDir}: no CNI config files\n`);
+  return found.value.map((path) => ({ path, named: false }));
+}
+
+/** A named file with another extension (runtimes would not load it) is read as a network list. */
+const kindOf = (path: string): FileKind => kindOfFile(basename(path)) ?? 'list';
+
+const exists = async (path: string): Promise<boolean> => (await stat(path).catch(() => undefined)) !== undefined;
+
+function binaryLine(action: BinaryAction, src: string, dryRun: boolean): string {
+  switch (action) {
+    case 'installed':
+      return dryRun ? `would install (from ${src})` : `installed (copied from ${src})`;
+    case 'updated':
+      return dryRun ? `would update (from ${src})` : `updated (copied from ${src})`;
+    case 'mode-fixed':
+      return dryRun ? 'same content; would set mode 0755' : 'same content; mode set to 0755';
+    case 'up-to-date':
+      return 'already up to date';
+    case 'same-file':
+      return 'already in place (it is the running executable)';
+  }
+}
+
+/** A bundle starting with `#!/usr/bin/env node` runs with whatever node the *runtime's* PATH finds. */
+async function interpreterOf(file: string): Promise<string | undefined> {
+  const fh = await open(file, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const buf = Buffer.alloc(128);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const head = buf.subarray(0, bytesRead).toString('latin1');
+    return head.startsWith('#!') ? (head.slice(2).split('\n')[0] ?? '').trim() : undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function copyBinary(from: string | undefined, binDir: string, dryRun: boolean, io: Io): Promise<boolean> {
+  const src = from !== undefined ? { ok: true as const, value: resolve(from) } : runningExecutable();
+  if (!src.ok) {
+    io.err(`masq-janitor install: ${src.error}\n`);
+    return false;
+  }
+  const r = await installBinary(src.value, binDir, { dryRun, verify: probeVersion });
+  if (!r.ok) {
+    io.err(`${join(binDir, BINARY_NAME)}: error: ${r.error.message}\n`);
+    return false;
+  }
+  io.out(`${r.value.path}: ${binaryLine(r.value.action, src.value, dryRun)}\n`);
+  if (r.value.action === 'installed' || r.value.action === 'updated') {
+    const interp = await interpreterOf(src.value);
+    if (interp !== undefined && /\bnode(js)?\b/.test(interp)) {
+      io.err(`note: ${r.value.path} is a script run by "${interp}": the container runtime must find node >= 20.5 on its own PATH\n`);
+    }
+  }
+  if (!(await exists(join(binDir, 'bridge'))) && !(await exists(join(binDir, 'ptp')))) {
+    io.err(`note: ${binDir} has no bridge or ptp plugin: is it the directory your runtime runs plugins from?\n`);
+  }
+  return true;
+}
+
+async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> {
+  const snap = await readSnapshot(t.path);
+  if (!snap.ok) {
+    io.err(`${t.path}: error: ${snap.error.message}\n`);
+    return false;
+  }
+  const plan = planInstall(snap.value.data.toString('utf8'), kindOf(t.path), t.named);
+  if (!plan.ok) {
+    io.err(`${t.path}: error: ${plan.error.message}; file left untouched\n`);
+    return false;
+  }
+  const p = plan.value;
+  switch (p.action) {
+    case 'present':
+      io.out(`${t.path}: already present${p.warning ? ` (warning: ${p.warning})` : ''}\n`);
+      return true;
+    case 'skip':
+      io.out(`${t.path}: skipped: ${p.reason}\n`);
+      return true;
+    case 'convert': {
+      const base = basename(t.path);
+      const list = base.replace(/\.(conf|json)$/, '') + '.conflist';
+      io.out(
+        `${t.path}: skipped: a single-plugin config cannot chain masq-janitor after ${p.masq ?? 'its plugin'}; ` +
+          `to use it, replace ${base} with ${list} holding this network list (nothing changed):\n${p.conflist}`,
+      );
+      return true;
+    }
+    case 'add': {
+      const after = p.masq ? `after ${p.masq}` : 'named explicitly; no bridge or ptp plugin with ipMasq: true found';
+      if (dryRun) {
+        io.out(`${t.path}: would add (${after})\n`);
+        return true;
+      }
+      const w = await replaceWithBackup(snap.value, p.text);
+      if (!w.ok) {
+        io.err(`${t.path}: error: ${w.error.message}\n`);
+        return false;
+      }
+      io.out(`${t.path}: added (${after}; previous content in ${basename(w.value.backup)})\n`);
+      return true;
+    }
+  }
+}
+
+export async function install(argv: string[], io: Io = stdio): Promise<number> {
+  const args = parse('install', argv, INSTALL_OPTIONS, INSTALL_HELP, io);
+  if (!args.ok) return args.code;
+  const v = args.values;
+  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
+  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  const dryRun = v['dry-run'] ?? false;
+  // The binary first: a config naming a plugin the runtime cannot find fails every container start.
+  if (v['skip-binary']) {
+    if (!(await exists(join(binDir, BINARY_NAME)))) io.err(`note: no ${BINARY_NAME} in ${binDir}: the runtime must find it in another plugin dir\n`);
+  } else if (!(await copyBinary(v.from, binDir, dryRun, io))) {
+    io.err('masq-janitor install: no config changed\n');
+    return 1;
+  }
+  const list = await targets(confDir, args.files, io);
+  if (!list) return 1;
+  let good = true;
+  for (const t of list) good = (await installOne(t, dryRun, io)) && good;
+  return good ? 0 : 1;
+}
+
+interface UninstallOutcome {
+  readonly ok: boolean;
+  /** The file still names masq-janitor afterwards. */
+  readonly referenced: boolean;
+}
+
+async function uninstallOne(t: Target, dryRun: boolean, io: Io): Promise<UninstallOutcome> {
+  const snap = await readSnapshot(t.path);
+  if (!snap.ok) {
+    io.err(`${t.path}: error: ${snap.error.message}\n`);
+    return { ok: false, referenced: false };
+  }
+  const plan = planUninstall(snap.value.data.toString('utf8'), kindOf(t.path));
+  if (!plan.ok) {
+    io.err(`${t.path}: error: ${plan.error.message}; file left untouched\n`);
+    return { ok: false, referenced: false };
+  }
+  const p = plan.value;
+  switch (p.action) {
+    case 'absent':
+      io.out(`${t.path}: not present\n`);
+      return { ok: true, referenced: false };
+    case 'keep':
+      io.out(`${t.path}: kept: ${p.reason}\n`);
+      return { ok: true, referenced: true };
+    case 'remove': {
+      const kept = p.kept > 0 ? `; kept ${p.kept} masq-janitor entr${p.kept === 1 ? 'y' : 'ies'} with settings added by hand` : '';
+      if (dryRun) {
+        io.out(`${t.path}: would remove${kept}\n`);
+        return { ok: true, referenced: p.kept > 0 };
+      }
+      const w = await replaceWithBackup(snap.value, p.text);
+      if (!w.ok) {
+        io.err(`${t.path}: error: ${w.error.message}\n`);
+        return { ok: false, referenced: true };
+      }
+      io.out(`${t.path}: removed (previous content in ${basename(w.value.backup)}${kept})\n`);
+      return { ok: true, referenced: p.kept > 0 };
+    }
+  }
+}
+
+export async function uninstall(argv: string[], io: Io = stdio): Promise<number> {
+  const args = parse('uninstall', argv, UNINSTALL_OPTIONS, UNINSTALL_HELP, io);
+  if (!args.ok) return args.code;
+  const v = args.values;
+  if (v['remove-binary'] && args.files.length > 0) {
+    io.err(`masq-janitor uninstall: --remove-binary checks the whole conf dir first; use it with --conf-dir, not with FILEs\n\n${UNINSTALL_HELP}`);
+    return 2;
+  }
+  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
+  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  const dryRun = v['dry-run'] ?? false;
+  const list = await targets(confDir, args.files, io);
+  if (!list) return 1;
+  let good = true;
+  const still: string[] = [];
+  for (const t of list) {
+    const r = await uninstallOne(t, dryRun, io);
+    good = r.ok && good;
+    if (r.referenced) still.push(t.path);
+  }
+  if (!v['remove-binary']) return good ? 0 : 1;
+  // Configs first, binary last, and only when nothing names it any more.
+  const dest = join(binDir, BINARY_NAME);
+  if (!good) {
+    io.err(`${dest}: kept: some configs could not be handled\n`);
+    return 1;
+  }
+  if (still.length > 0) {
+    io.out(`${dest}: kept: still named by ${still.join(', ')}\n`);
+    return 0;
+  }
+  const r = await removeBinary(binDir, dryRun);
+  if (!r.ok) {
+    io.err(`${dest}: error: ${r.error.message}\n`);
+    return 1;
+  }
+  io.out(`${dest}: ${r.value.action === 'absent' ? 'not present' : dryRun ? 'would remove' : 'removed'}\n`);
+  return 0;
+}

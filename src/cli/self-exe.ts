@@ -1,0 +1,38 @@
+import { createRequire } from 'node:module';
+import { basename, resolve } from 'node:path';
+import { fail, ok, type Result } from '../cni/errors.js';
+import { BINARY_NAME } from './atomic-file.js';
+
+/**
+ * The file `install` copies when no `--from` is given: the masq-janitor
+ * that is running.
+ * - A Node single executable: the executable itself (process.execPath).
+ * - Otherwise the bundle Node was started with (process.argv[1], both for
+ *   `node dist/masq-janitor` and for `./dist/masq-janitor` via its #!
+ *   line). Its name must be masq-janitor: under a test runner or a wrapper
+ *   argv[1] is some other program, and copying that into the bin dir as
+ *   the plugin would break every container start.
+ */
+export function runningExecutable(): Result<string, string> {
+  if (isSingleExecutable()) return ok(process.execPath);
+  const script = process.argv[1];
+  if (script === undefined || basename(script) !== BINARY_NAME) {
+    return fail(`cannot tell which file is masq-janitor (running ${JSON.stringify(script ?? process.execPath)}); pass --from FILE`);
+  }
+  return ok(resolve(script));
+}
+
+/**
+ * node:sea exists from Node 20.12; before that nothing can be a single
+ * executable of ours. Loaded through createRequire: the bundler would turn
+ * a literal `import('node:sea')` into `require("sea")`, which does not
+ * exist, and a SEA's main script cannot use dynamic import() at all.
+ */
+function isSingleExecutable(): boolean {
+  try {
+    const sea = createRequire(process.execPath)('node:sea') as typeof import('node:sea');
+    return sea.isSea();
+  } catch {
+    return false;
+  }
+}
