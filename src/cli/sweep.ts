@@ -9,7 +9,7 @@ import { planSelection } from '../plan/iptables-plan.js';
 import { planNftSelection } from '../plan/nft-plan.js';
 import type { NftOwner } from '../plan/nft-rules.js';
 import { describeIptables, describeNft, renderTable, type OrphanRow } from '../plan/orphans.js';
-import { readRecorded } from '../state/recorded.js';
+import { looksLikeStateDir, readRecorded } from '../state/recorded.js';
 import { loadJanitorSettings } from './settings.js';
 
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--config FILE]
@@ -28,7 +28,8 @@ reservations (<state-dir>/networks). Dry run by default.
   -h, --help        this text
 
 Exit status: 0 nothing orphaned (or all removed with --apply), 1 orphans
-found (dry run) or removal incomplete, 2 usage error.
+found (dry run) or removal incomplete, 2 usage error or a state dir
+holding neither results/ nor networks/.
 `;
 
 const out = (s: string): void => void writeSync(1, s);
@@ -67,6 +68,11 @@ export async function sweep(argv: string[]): Promise<number> {
   const path = effectivePath(process.env);
   const run = execaRunner(path);
   const network = values.network;
+  if (!looksLikeStateDir(values['state-dir'])) {
+    // With no record of anything, every live container would look orphaned.
+    err(`masq-janitor sweep: ${values['state-dir']} has neither results/ nor networks/; refusing to treat every attachment as orphaned (check --state-dir)\n`);
+    return 2;
+  }
   const recorded = readRecorded(values['state-dir']);
   for (const d of recorded.doubtful) err(`masq-janitor sweep: unreadable state kept as recorded: ${d}\n`);
 

@@ -31,6 +31,17 @@ function listDir(dir: string): string[] {
   }
 }
 
+/** A state dir holding neither results/ nor networks/ is a wrong path, not a host where nothing runs. */
+export function looksLikeStateDir(stateDir: string): boolean {
+  return ['results', 'networks'].some((d) => {
+    try {
+      return statSync(join(stateDir, d)).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function readRecorded(stateDir: string): Recorded {
   const pairs = new Set<string>();
   const ids = new Map<string, string[]>();
@@ -61,7 +72,13 @@ export function readRecorded(stateDir: string): Recorded {
   const networksDir = join(stateDir, 'networks');
   for (const network of listDir(networksDir)) {
     const dir = join(networksDir, network);
-    if (!statSync(dir).isDirectory()) continue;
+    try {
+      if (!statSync(dir).isDirectory()) continue;
+    } catch (e) {
+      doubtful.push(`${dir}: ${(e as Error).message}`);
+      doubtfulNames.push(`${network}-`);
+      continue;
+    }
     for (const name of listDir(dir)) {
       if (isIP(name) === 0) continue; // lock, last_reserved_ip.N
       try {
