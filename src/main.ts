@@ -1,5 +1,6 @@
-import { readSync, writeSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { SUPPORTED_VERSIONS } from './cni/versions.js';
+import { writeAll } from './write-all.js';
 
 /**
  * Entry point. With CNI_COMMAND set this is the CNI plugin; otherwise it is
@@ -29,18 +30,6 @@ function readStdin(): string {
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function writeAll(fd: number, text: string): void {
-  const data = Buffer.from(text);
-  let off = 0;
-  while (off < data.length) {
-    try {
-      off += writeSync(fd, data, off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-    }
-  }
 }
 
 async function plugin(): Promise<number> {

@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { stdio } from './output.js';
 
 /** Operator commands. Each lives in its own module and is loaded on demand. */
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
@@ -22,16 +22,16 @@ Operator commands:
 export async function cli(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    writeSync(1, USAGE);
+    stdio.out(USAGE);
     return 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    writeSync(1, 'masq-janitor 0.1.0\n');
+    stdio.out('masq-janitor 0.1.0\n');
     return 0;
   }
   const load = cmd === undefined ? undefined : COMMANDS[cmd];
   if (!load) {
-    writeSync(2, `masq-janitor: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
+    stdio.err(`masq-janitor: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
     return 2;
   }
   return (await load())(rest);

@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs';
+import { writeAll } from '../write-all.js';
 
 /**
  * Where an operator command prints. Commands take an Io so tests can read
@@ -10,19 +10,6 @@ export interface Io {
   out(text: string): void;
   /** Errors and notes. */
   err(text: string): void;
-}
-
-/** writeSync may write part of a buffer, or hit EAGAIN on a non-blocking pipe. */
-function writeAll(fd: number, text: string): void {
-  const data = Buffer.from(text);
-  let off = 0;
-  while (off < data.length) {
-    try {
-      off += writeSync(fd, data, off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-    }
-  }
 }
 
 export const stdio: Io = {

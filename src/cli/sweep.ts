@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { applySelection, readHostState } from '../apply/selection.js';
 import { effectivePath, execaRunner } from '../backends/exec.js';
@@ -10,6 +9,7 @@ import { planNftSelection } from '../plan/nft-plan.js';
 import type { NftOwner } from '../plan/nft-rules.js';
 import { describeIptables, describeNft, renderTable, type OrphanRow } from '../plan/orphans.js';
 import { looksLikeStateDir, readRecorded } from '../state/recorded.js';
+import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--config FILE]
@@ -32,8 +32,8 @@ found (dry run) or removal incomplete, 2 usage error or a state dir
 holding neither results/ nor networks/.
 `;
 
-const out = (s: string): void => void writeSync(1, s);
-const err = (s: string): void => void writeSync(2, s);
+const out = (s: string): void => stdio.out(s);
+const err = (s: string): void => stdio.err(s);
 
 export async function sweep(argv: string[]): Promise<number> {
   let values;
