@@ -16,6 +16,11 @@ export default defineConfig({
   clean: false,
   minify: true,
   banner: { js: '#!/usr/bin/env node' },
+  // No import() may survive bundling: esbuild keeps `import('node:x')` of builtins as a real import(),
+  // which throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING inside a SEA built with useCodeCache.
+  esbuildOptions: (o) => {
+    o.supported = { ...o.supported, 'dynamic-import': false };
+  },
   outExtension: () => ({ js: '.cjs' }),
   // The plugin file must be named exactly like its CNI `type`, with no extension.
   onSuccess: async () => {

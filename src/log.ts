@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { LogLevel } from './cni/config.js';
 
 /**
@@ -60,13 +61,31 @@ type Pino = typeof import('pino').pino;
 
 function openDestination(pino: Pino, file: string | undefined, complain: Complain): ReturnType<Pino['destination']> {
   if (file) {
-    try {
-      return pino.destination({ dest: file, sync: true, append: true, mkdir: false });
-    } catch (e) {
-      complain(`masq-janitor: cannot write log file ${file}: ${(e as Error).message}; logging to stderr`);
+    const refusal = unsafeLogFile(file);
+    if (refusal) complain(`masq-janitor: not logging to ${file}: ${refusal}; logging to stderr`);
+    else {
+      try {
+        return pino.destination({ dest: file, sync: true, append: true, mkdir: false });
+      } catch (e) {
+        complain(`masq-janitor: cannot write log file ${file}: ${(e as Error).message}; logging to stderr`);
+      }
     }
   }
   return pino.destination({ fd: 2, sync: true });
+}
+
+/**
+ * Only a regular file (or one still to be created) is a log file. Anything
+ * else could be stdout (`/dev/stdout`, `/proc/self/fd/1`: log lines in the
+ * CNI result) or a FIFO nobody reads (open blocks, and so would DEL).
+ */
+function unsafeLogFile(file: string): string | undefined {
+  try {
+    const st = statSync(file);
+    return st.isFile() ? undefined : 'not a regular file';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : (e as Error).message;
+  }
 }
 
 /** A logger that drops everything: for verbs that have nothing to say. */

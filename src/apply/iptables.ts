@@ -1,11 +1,11 @@
 import { fail, ok, type Result } from '../cni/errors.js';
 import type { Attachment } from '../identity.js';
 import type { Logger } from '../log.js';
-import { EMPTY_PLAN, isEmptyPlan, planAttachmentTeardown, type ChainPolicy, type IptablesPlan } from '../plan/iptables-plan.js';
+import { chainOwner, EMPTY_PLAN, isEmptyPlan, planAttachmentTeardown, planKnownJumps, type ChainPolicy, type IptablesPlan } from '../plan/iptables-plan.js';
 import { renderRestore } from '../plan/restore-text.js';
 import type { Runner } from '../backends/exec.js';
 import { legacyHasNat } from '../backends/variants.js';
-import { chainExists, listChain, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
+import { listChain, listChainIfExists, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
 import { chainName } from '../identity.js';
 
 export interface TeardownReport {
@@ -42,9 +42,18 @@ export async function teardownAttachment(
   policy: ChainPolicy,
   wait: number,
   log: Logger,
+  knownIps: readonly string[] = [],
 ): Promise<Result<TeardownReport, XtablesError>> {
   // Listing a legacy table loads it; no legacy nat table in this netns means no state in it.
   if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return ok({ ...report(xt, EMPTY_PLAN), skipped: 'no legacy nat table' });
+  // One process instead of two in the case this product exists for: a leak with prevResult in hand.
+  const fast = policy === 'remove-chain' ? planKnownJumps(a, knownIps, xt.family) : undefined;
+  if (fast) {
+    const applied = await restore(run, xt, renderRestore(fast), wait);
+    if (applied.ok) return ok(report(xt, fast));
+    if (applied.error.kind !== 'failed') return applied;
+    log.debug({ table: xt.base, error: applied.error.message }, 'fast path did not fit the table; reading it');
+  }
   let plan: IptablesPlan | undefined;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const snap = await listChain(run, xt, 'POSTROUTING', wait);
@@ -58,9 +67,14 @@ export async function teardownAttachment(
     if (isEmptyPlan(plan) && policy === 'remove-chain') {
       // No jump proves the chain; it may still be there, emptied or unreferenced (an earlier partial cleanup).
       const own = chainName(a);
-      const exists = await chainExists(run, xt, own, wait);
-      if (!exists.ok) return exists;
-      if (!exists.value) return ok(report(xt, plan));
+      const listed = await listChainIfExists(run, xt, own, wait);
+      if (!listed.ok) return listed;
+      if (listed.value === undefined) return ok(report(xt, plan));
+      // Take it only if it is empty or its rules say it is ours: another attachment can hash to the same name.
+      const owner = chainOwner(own, listed.value.rules);
+      if (listed.value.rules.length > 0 && (owner?.network !== a.network || owner.containerId !== a.containerId)) {
+        return ok({ ...report(xt, plan), skipped: `${own} exists but its rules do not name this attachment` });
+      }
       snapshot = { ...snapshot, chains: new Set([...snapshot.chains, own]) };
       plan = planAttachmentTeardown(snapshot, a, policy);
     }

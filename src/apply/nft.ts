@@ -18,7 +18,7 @@ const ATTEMPTS = 3;
  * between list and delete (another DEL, bridge's own teardown) fails the
  * whole batch, so read again and re-plan.
  */
-export async function removeNftRules(run: Runner, plan: (rules: readonly NftRule[]) => NftPlan, chunk = 5000): Promise<Result<NftReport, NftError>> {
+export async function removeNftRules(run: Runner, plan: (rules: readonly NftRule[]) => NftPlan, chunk = 20_000): Promise<Result<NftReport, NftError>> {
   let last: NftError | undefined;
   let removed = 0;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
@@ -30,8 +30,7 @@ export async function removeNftRules(run: Runner, plan: (rules: readonly NftRule
     const doomed = plan(listed.value).rules;
     if (doomed.length === 0) return ok({ table: 'nft inet cni_plugins_masquerade', rules: removed });
     let failed = false;
-    for (let i = 0; i < doomed.length; i += chunk) {
-      const part = doomed.slice(i, i + chunk);
+    for (const part of chunkByInstance(doomed, chunk)) {
       const r = await applyNft(run, renderNft({ rules: part }));
       if (!r.ok) {
         if (r.error.kind !== 'vanished') return r;
@@ -44,4 +43,26 @@ export async function removeNftRules(run: Runner, plan: (rules: readonly NftRule
     if (!failed) return ok({ table: 'nft inet cni_plugins_masquerade', rules: removed });
   }
   return { ok: false, error: last ?? { kind: 'failed', message: 'nft: gave up' } };
+}
+
+/** Batches of about `size` rules that never split one instance's rules (v4 and v6) across two transactions. */
+export function chunkByInstance(rules: readonly NftRule[], size: number): NftRule[][] {
+  const groups = new Map<string, NftRule[]>();
+  for (const r of rules) {
+    const key = r.comment?.split(',')[0] ?? `handle ${r.handle}`;
+    const g = groups.get(key);
+    if (g) g.push(r);
+    else groups.set(key, [r]);
+  }
+  const out: NftRule[][] = [];
+  let cur: NftRule[] = [];
+  for (const g of groups.values()) {
+    if (cur.length > 0 && cur.length + g.length > size) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(...g);
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fail, ok, type Result } from '../cni/errors.js';
 import { NFT_CHAIN, NFT_TABLE, parseNftListing, type NftRule } from '../plan/nft-rules.js';
 import type { Runner } from './exec.js';
@@ -24,11 +27,23 @@ export async function listMasqChecks(run: Runner): Promise<Result<NftRule[], Nft
   }
 }
 
-/** All deletes apply, or none (nft -f is one transaction). A vanished handle fails it as 'vanished'. */
+/**
+ * All deletes apply, or none (nft -f is one transaction). The batch goes
+ * through a file, not a pipe: nft applies whatever complete lines a pipe
+ * delivered if we are killed mid-write, which could split an attachment.
+ * A vanished handle fails the batch as 'vanished'.
+ */
 export async function applyNft(run: Runner, text: string): Promise<Result<void, NftError>> {
-  const r = await run('nft', ['-f', '-'], { input: text, timeoutMs: 120_000 });
-  if (r.notFound) return fail({ kind: 'missing-tool', message: 'nft: not found on PATH' });
-  if (r.exitCode === 0) return ok(undefined);
-  const kind = /No such file or directory/.test(r.stderr) ? 'vanished' : 'failed';
-  return fail({ kind, message: `nft -f: exit ${r.exitCode ?? '?'}: ${tail(r.stderr)}` });
+  const dir = mkdtempSync(join(tmpdir(), 'masq-janitor-'));
+  const file = join(dir, 'batch.nft');
+  try {
+    writeFileSync(file, text, { mode: 0o600 });
+    const r = await run('nft', ['-f', file], { timeoutMs: 120_000 });
+    if (r.notFound) return fail({ kind: 'missing-tool', message: 'nft: not found on PATH' });
+    if (r.exitCode === 0) return ok(undefined);
+    const kind = /No such file or directory/.test(r.stderr) ? 'vanished' : 'failed';
+    return fail({ kind, message: `nft -f: exit ${r.exitCode ?? '?'}: ${tail(r.stderr)}` });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

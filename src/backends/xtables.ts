@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../cni/errors.js';
-import { parseSave, type Snapshot } from '../plan/iptables-save.js';
+import { parseListing, parseSave, type Snapshot } from '../plan/iptables-save.js';
 import type { Runner } from './exec.js';
 
 /**
@@ -42,14 +42,14 @@ function classify(xt: Xtables, what: string, r: { exitCode: number | undefined; 
 export async function listChain(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<Snapshot, XtablesError>> {
   const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
   if (r.exitCode !== 0) return fail(classify(xt, `list ${chain}`, r));
-  return ok(parseSave(r.stdout));
+  return ok(parseListing(r.stdout));
 }
 
-/** Does the nat table hold this chain? (`-S` on a missing chain exits 1.) */
-export async function chainExists(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<boolean, XtablesError>> {
+/** The chain's own listing (`-N` and its rules), or undefined when it does not exist (`-S` exits 1). */
+export async function listChainIfExists(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<Snapshot | undefined, XtablesError>> {
   const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
-  if (r.exitCode === 0) return ok(true);
-  if (r.exitCode === 1 && !r.notFound && !/xtables lock/i.test(r.stderr)) return ok(false);
+  if (r.exitCode === 0) return ok(parseListing(r.stdout));
+  if (r.exitCode === 1 && !r.notFound && !/xtables lock/i.test(r.stderr)) return ok(undefined);
   return fail(classify(xt, `list ${chain}`, r));
 }
 

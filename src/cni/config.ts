@@ -49,24 +49,36 @@ export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn'
 /** Keys the runtime or other plugins legitimately put in a plugin object. */
 const KNOWN_FOREIGN = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'ipMasq', 'ipam', 'dns']);
 
-/** A key one or two edits away from a janitor key is almost surely a typo of it. */
+/**
+ * A key that is a janitor key in other case or with _/- (`logfile`,
+ * `log_level`, `GC`), or a close misspelling of a longer one (`strcit`), is
+ * almost surely meant for us. Short foreign keys (`ip`, `tc`) are not.
+ */
 function misspelling(key: string): string | undefined {
   if (KNOWN_FOREIGN.has(key) || key.startsWith('cni.dev/') || JANITOR_KEYS.includes(key)) return undefined;
   const k = key.toLowerCase().replaceAll(/[_-]/g, '');
-  return JANITOR_KEYS.find((j) => editDistanceAtMost(k, j.toLowerCase(), 2));
+  return JANITOR_KEYS.find((j) => {
+    const jl = j.toLowerCase();
+    if (k === jl) return true;
+    if (k.length < 4 || jl.length < 4) return false;
+    return editDistanceAtMost(k, jl, k.length < 7 ? 1 : 2);
+  });
 }
 
+/** Optimal string alignment distance: typos are mostly one insertion, deletion, change or swap. */
 function editDistanceAtMost(a: string, b: string, max: number): boolean {
   if (Math.abs(a.length - b.length) > max) return false;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
+    const row = d[i] as number[];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(at(i, j), at(i - 2, j - 2) + 1);
     }
-    prev = cur;
   }
-  return (prev[b.length] as number) <= max;
+  return at(a.length, b.length) <= max;
 }
 
 /** Decode stdin. `version` errors are code 1 so runtimes can negotiate. */

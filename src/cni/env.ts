@@ -26,8 +26,9 @@ const REQUIRED: Record<Verb, readonly Var[]> = {
   VERSION: [],
 };
 
-/** Linux IFNAMSIZ - 1, and the characters the kernel rejects (as skel checks). */
-const IFNAME_RE = /^[^\s/:]{1,15}$/;
+/** Characters the kernel rejects in an interface name (as skel checks); length is IFNAMSIZ - 1 bytes. */
+const IFNAME_RE = /^[^\s/:]+$/;
+const IFNAMSIZ = 16;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -47,8 +48,8 @@ export function parseEnv(env: Env): Result<CniEnv> {
   if (usesIdentity && !CNI_NAME_PATTERN.test(containerId)) {
     return fail(cniError(Code.InvalidEnvironment, 'invalid CNI_CONTAINERID', `must match ${CNI_NAME_PATTERN.source}`));
   }
-  if (usesIdentity && (!IFNAME_RE.test(ifname) || ifname === '.' || ifname === '..')) {
-    return fail(cniError(Code.InvalidEnvironment, 'invalid CNI_IFNAME', 'at most 15 characters, no whitespace, "/" or ":"'));
+  if (usesIdentity && (!IFNAME_RE.test(ifname) || Buffer.byteLength(ifname) >= IFNAMSIZ || ifname === '.' || ifname === '..')) {
+    return fail(cniError(Code.InvalidEnvironment, 'invalid CNI_IFNAME', 'at most 15 bytes, no whitespace, "/" or ":"'));
   }
   return ok({
     verb: v,

@@ -93,6 +93,11 @@ function errorOutcome(cniVersion: string, e: CniError): Outcome {
 
 /** The version to stamp on VERSION output and early errors: the config's, when it is one we speak. */
 function versionForErrors(stdin: string): string {
-  const m = /"cniVersion"\s*:\s*"([0-9.]{1,10})"/.exec(stdin.slice(0, 65536));
-  return m && isSupported(m[1] as string) ? (m[1] as string) : FALLBACK_VERSION;
+  let v: unknown;
+  try {
+    v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
+  } catch {
+    // Not JSON: the error itself will say so.
+  }
+  return typeof v === 'string' && isSupported(v) ? v : FALLBACK_VERSION;
 }

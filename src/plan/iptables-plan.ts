@@ -1,5 +1,6 @@
-import { chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../identity.js';
-import type { Rule, Snapshot } from './iptables-save.js';
+import { chainName, chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../identity.js';
+import { isIP } from 'node:net';
+import { parseRuleLine, type Rule, type Snapshot } from './iptables-save.js';
 
 /**
  * What to remove from one nat table. Every entry was proven to belong to a
@@ -70,11 +71,32 @@ export function planAttachmentTeardown(snapshot: Snapshot, a: Attachment, policy
   const jumps = snapshot.rules.filter((r) => r.jump !== undefined && names.includes(r.jump) && r.comment === comment);
   const existing = names.filter((n) => snapshot.chains.has(n) || jumps.some((j) => j.jump === n));
   if (jumps.length === 0 && existing.length === 0) return EMPTY_PLAN;
-  if (policy === 'keep-empty-chain') return { jumps, flush: existing, remove: [], owners: [a] };
-  // A jump into our chain that is not ours would make `-X` fail the whole batch; leave such a chain, emptied.
+  // A jump into "our" chain that does not carry our comment means the chain is shared (names hash
+  // network + ID with no separator, so they can collide) or not ours: take our jumps, leave the chain.
   const ownJumps = new Set(jumps);
   const referenced = new Set(snapshot.rules.filter((r) => r.jump !== undefined && existing.includes(r.jump) && !ownJumps.has(r)).map((r) => r.jump));
-  return { jumps, flush: existing, remove: existing.filter((n) => !referenced.has(n)), owners: [a] };
+  const touchable = existing.filter((n) => !referenced.has(n));
+  return { jumps, flush: touchable, remove: policy === 'remove-chain' ? touchable : [], owners: [a] };
+}
+
+/**
+ * The fast path of DEL, planned without reading the table: the jumps bridge
+ * made for the IPs in prevResult, then the chain. `-D` matches rules by
+ * meaning, not text, so the IP's spelling does not matter. If anything else
+ * is there (a stale jump, the old subnet jump, a foreign reference) or our
+ * jump is not, the transaction fails whole and DEL reads the table instead.
+ */
+export function planKnownJumps(a: Attachment, ips: readonly string[], family: 4 | 6): IptablesPlan | undefined {
+  const chain = chainName(a);
+  const jumps: Rule[] = [];
+  for (const ip of ips) {
+    // prevResult IPs were validated by zod; check again where they meet restore input.
+    if (isIP(ip) !== family || !/^[0-9a-fA-F:.]+$/.test(ip)) return undefined;
+    const rule = parseRuleLine(`-A POSTROUTING -s ${ip}/${family === 4 ? 32 : 128} -m comment --comment "${iptablesComment(a).replaceAll('"', '\\"')}" -j ${chain}`);
+    if (!rule) return undefined;
+    jumps.push(rule);
+  }
+  return jumps.length === 0 ? undefined : { jumps, flush: [chain], remove: [chain], owners: [a] };
 }
 
 const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
@@ -103,9 +125,9 @@ export function planSelection(snapshot: Snapshot, doomed: (a: Attachment) => boo
   });
   // A doomed jump proves its target's name even when the chain holds no rules any more.
   for (const j of jumps) if (j.jump) chains.add(j.jump);
-  // Never delete a chain something else still jumps to: the batch would fail for everyone.
+  // A chain something else still jumps to is shared or not ours: leave it whole (its -X would fail the batch anyway).
   const doomedJumps = new Set(jumps);
   const foreignRefs = new Set(snapshot.rules.filter((r) => r.jump !== undefined && chains.has(r.jump) && !doomedJumps.has(r)).map((r) => r.jump as string));
-  const flush = [...chains].sort();
-  return { jumps, flush, remove: flush.filter((c) => !foreignRefs.has(c)), owners: [...owners.values()] };
+  const flush = [...chains].filter((c) => !foreignRefs.has(c)).sort();
+  return { jumps, flush, remove: flush, owners: [...owners.values()] };
 }

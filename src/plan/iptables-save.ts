@@ -70,30 +70,58 @@ export function parseRuleLine(line: string): Rule | undefined {
   return { chain, args, line, comment: optionValue(args, '--comment'), jump: optionValue(args, '-j') };
 }
 
-/** Parse save or -S text of one table; lines of other tables are ignored. */
+/**
+ * iptables prints a comment's newline raw, so one rule can span several
+ * text lines. Join lines while a quote is open, so that a comment can never
+ * pose as a table header, a COMMIT or a rule of its own.
+ */
+export function logicalLines(text: string): string[] {
+  const out: string[] = [];
+  let pending: string | undefined;
+  for (const raw of text.split('\n')) {
+    const line = pending === undefined ? raw : `${pending}\n${raw}`;
+    if (line.startsWith('-A ') && tokenize(line) === undefined) {
+      pending = line;
+      continue;
+    }
+    pending = undefined;
+    out.push(line.trimEnd());
+  }
+  if (pending !== undefined) out.push(pending);
+  return out;
+}
+
+function addChainDeclaration(line: string, chains: Set<string>): boolean {
+  const name = line.startsWith(':') ? line.slice(1).split(' ')[0] : line.startsWith('-N ') || line.startsWith('-P ') ? line.split(' ')[1] : undefined;
+  if (name) chains.add(name);
+  return name !== undefined;
+}
+
+/** `iptables-save` output; only `table`'s section is read. */
 export function parseSave(text: string, table = 'nat'): Snapshot {
   const chains = new Set<string>();
   const rules: Rule[] = [];
-  // `-S` output has no `*table` header; save output has one per table.
-  let current: string | undefined = text.includes('\n*') || text.startsWith('*') ? undefined : table;
-  for (const raw of text.split('\n')) {
-    const line = raw.trimEnd();
-    if (line.startsWith('*')) {
-      current = line.slice(1);
-    } else if (line === 'COMMIT') {
-      current = undefined;
-    } else if (current !== table) {
-      continue;
-    } else if (line.startsWith(':')) {
-      const name = line.slice(1).split(' ')[0];
-      if (name) chains.add(name);
-    } else if (line.startsWith('-N ') || line.startsWith('-P ')) {
-      const name = line.split(' ')[1];
-      if (name) chains.add(name);
-    } else {
+  let current: string | undefined;
+  for (const line of logicalLines(text)) {
+    if (line.startsWith('*')) current = line.slice(1);
+    else if (line === 'COMMIT') current = undefined;
+    else if (current !== table || addChainDeclaration(line, chains)) continue;
+    else {
       const rule = parseRuleLine(line);
       if (rule) rules.push(rule);
     }
+  }
+  return { chains, rules };
+}
+
+/** `iptables -t <table> -S [chain]` output: one table, no headers, ever. */
+export function parseListing(text: string): Snapshot {
+  const chains = new Set<string>();
+  const rules: Rule[] = [];
+  for (const line of logicalLines(text)) {
+    if (addChainDeclaration(line, chains)) continue;
+    const rule = parseRuleLine(line);
+    if (rule) rules.push(rule);
   }
   return { chains, rules };
 }

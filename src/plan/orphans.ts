@@ -16,29 +16,36 @@ export interface OrphanRow {
   readonly why: string;
 }
 
-const same = (a: Attachment, b: Attachment): boolean => a.network === b.network && a.containerId === b.containerId;
+const keyOf = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
 
 function sourceOf(args: readonly string[]): string | undefined {
   const i = args.indexOf('-s');
   return i >= 0 ? args[i + 1] : undefined;
 }
 
+/** Rows for a plan; linear in the table (sweeps see tens of thousands of rules). */
 export function describeIptables(where: string, snapshot: Snapshot, plan: IptablesPlan, why: string): OrphanRow[] {
   const flushed = new Set(plan.flush);
+  const rulesIn = new Map<string, number>();
+  for (const r of snapshot.rules) if (flushed.has(r.chain)) rulesIn.set(r.chain, (rulesIn.get(r.chain) ?? 0) + 1);
+  const jumpsOf = new Map<string, string[]>();
+  for (const j of plan.jumps) {
+    const o = jumpOwner(j);
+    if (!o) continue;
+    const list = jumpsOf.get(keyOf(o)) ?? [];
+    list.push(sourceOf(j.args) ?? '');
+    jumpsOf.set(keyOf(o), list);
+  }
   return plan.owners.map((owner) => {
     const chains = chainNames(owner).filter((c) => flushed.has(c));
-    const jumps = plan.jumps.filter((j) => {
-      const o = jumpOwner(j);
-      return o !== undefined && same(o, owner);
-    });
-    const inChains = snapshot.rules.filter((r) => chains.includes(r.chain)).length;
+    const sources = jumpsOf.get(keyOf(owner)) ?? [];
     return {
       network: owner.network,
       containerId: owner.containerId,
       where,
       object: chains.join(',') || '(jump only)',
-      rules: inChains + jumps.length,
-      ips: jumps.map((j) => sourceOf(j.args)).filter((s): s is string => s !== undefined),
+      rules: chains.reduce((n, c) => n + (rulesIn.get(c) ?? 0), 0) + sources.length,
+      ips: sources.filter((s) => s !== ''),
       why,
     };
   });

@@ -4,7 +4,7 @@ import { bridgeWillTearDown, inspectNetns } from '../backends/netns.js';
 import { delVariants } from '../backends/variants.js';
 import { planNftAttachment } from '../plan/nft-plan.js';
 import { Code, cniError } from '../cni/errors.js';
-import { parsePrevResult } from '../cni/result.js';
+import { parsePrevResult, type PrevIp } from '../cni/result.js';
 import type { Attachment } from '../identity.js';
 import type { ChainPolicy } from '../plan/iptables-plan.js';
 import { NONE, type Reply, type VerbContext } from './context.js';
@@ -21,12 +21,14 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const { env, conf, run, log } = ctx;
   const attachment: Attachment = { network: conf.name, containerId: env.containerId };
 
-  // prevResult only orders the families; it is never needed (nerdctl's pre-emptive DEL has none).
+  // prevResult is a hint (family order, the fast path), never a need: nerdctl's pre-emptive DEL has none.
   let families: (4 | 6)[] = [4, 6];
+  let ips: readonly PrevIp[] = [];
   if (conf.prevResult !== undefined && conf.prevResult !== null) {
     const prev = parsePrevResult(conf.prevResult, conf.cniVersion);
     if (prev.ok) {
-      if (prev.value.ips.length > 0 && prev.value.ips.every((i) => i.family === 6)) families = [6, 4];
+      ips = prev.value.ips;
+      if (ips.length > 0 && ips.every((i) => i.family === 6)) families = [6, 4];
     } else {
       log.warn({ error: prev.error }, 'ignoring invalid prevResult');
     }
@@ -42,7 +44,9 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const [nft, ...results] = await Promise.all([
     removeNftRules(run, nftPlan),
     // Bridge only ever tears down in the iptables on PATH; in any other variant nobody will delete the chain but us.
-    ...tables.map((xt) => teardownAttachment(run, xt, attachment, xt.variant === 'default' ? policy : 'remove-chain', conf.settings.lockWait, log)),
+    ...tables.map((xt) =>
+      teardownAttachment(run, xt, attachment, xt.variant === 'default' ? policy : 'remove-chain', conf.settings.lockWait, log, xt.variant === 'default' ? ips.filter((i) => i.family === xt.family).map((i) => i.ip) : []),
+    ),
   ]);
   const reports: (TeardownReport | NftReport)[] = [];
   const errors: { kind: string; message: string }[] = [];

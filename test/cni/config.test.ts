@@ -45,6 +45,10 @@ describe('parseConfig', () => {
     }
   });
 
+  it.each(['ip', 'tc', 'x', 'gcx', 'logs', 'mtu'])('does not mistake the short foreign key %s for a janitor key', (key) => {
+    expect(parseConfig(conf({ [key]: 1 })).ok).toBe(true);
+  });
+
   it('lets unknown runtime keys pass', () => {
     const r = parseConfig(conf({ runtimeConfig: { portMappings: [] }, nerdctlID: 'abc', 'cni.dev/foo': 1, bridge: 'cni0', ipMasq: true }));
     expect(r.ok).toBe(true);

@@ -36,7 +36,7 @@ describe('parseEnv', () => {
     expect(r.ok ? 0 : r.error.code).toBe(4);
   });
 
-  it.each(['', 'x'.repeat(16), 'a/b', 'a:b', 'a b', '.', '..'])('rejects interface name %j', (ifname) => {
+  it.each(['', 'x'.repeat(16), 'ü'.repeat(8), 'a/b', 'a:b', 'a b', '.', '..'])('rejects interface name %j', (ifname) => {
     const r = parseEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: ifname });
     expect(r.ok ? 0 : r.error.code).toBe(4);
   });

@@ -56,25 +56,44 @@ describe('plugin protocol', () => {
     expect(e.msg).toContain('iptables-restore');
   });
 
-  it('DEL with an empty netns removes jumps, rules and chain in one restore, and creates nothing where nothing is', async () => {
-    const chain = chainName({ network: 'bridge', containerId: 'default-c1' });
-    const jump = `-A POSTROUTING -s 10.4.0.2/32 -m comment --comment "name: \\"bridge\\" id: \\"default-c1\\"" -j ${chain}`;
-    const run = fakeRunner((file, args) =>
-      file === 'iptables' && args.includes('POSTROUTING')
-        ? { stdout: `-P POSTROUTING ACCEPT\n${jump}\n` }
-        : file === 'ip6tables' && args.includes(chain)
-          ? { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.' }
-          : file === 'nft'
-            ? { exitCode: 1, stderr: 'Error: No such file or directory' }
-            : undefined,
-    );
+  const chain = chainName({ network: 'bridge', containerId: 'default-c1' });
+  const jump = `-A POSTROUTING -s 10.4.0.2/32 -m comment --comment "name: \\"bridge\\" id: \\"default-c1\\"" -j ${chain}`;
+  const answers = (file: string, args: readonly string[]) =>
+    file === 'iptables' && args.includes('POSTROUTING')
+      ? { stdout: `-P POSTROUTING ACCEPT\n${jump}\n` }
+      : file === 'ip6tables' && args.includes(chain)
+        ? { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.' }
+        : file === 'nft'
+          ? { exitCode: 1, stderr: 'Error: No such file or directory' }
+          : undefined;
+  const table = () => fakeRunner(answers);
+  const expectedBatch = `*nat\n:${chain} - [0:0]\n-D ${jump.slice(3)}\n-X ${chain}\nCOMMIT\n`;
+
+  it('DEL with an empty netns and prevResult removes jump, rules and chain in ONE process per family', async () => {
+    const run = table();
     const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
     expect(out).toEqual({ exitCode: 0, stdout: '' });
-    // v6 has no jump and no chain: a listing and an existence check, and no transaction that would create anything.
-    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables', 'iptables-restore', 'nft']);
+    // v4: the planned batch alone. v6 (no IP in prevResult): a listing and an existence check, and no transaction that would create anything.
+    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables-restore', 'nft']);
     const v4 = run.calls.find((c) => c.file === 'iptables-restore');
     expect(v4?.args).toEqual(['-w', '5', '--noflush']);
-    expect(v4?.input).toBe(`*nat\n:${chain} - [0:0]\n-D ${jump.slice(3)}\n-X ${chain}\nCOMMIT\n`);
+    expect(v4?.input).toBe(expectedBatch);
+  });
+
+  it('DEL without prevResult reads POSTROUTING first, then removes in one transaction', async () => {
+    const run = table();
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ prevResult: undefined }) }, { run, ...quiet });
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+    expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables', 'iptables-restore', 'nft']);
+    expect(run.calls.find((c) => c.file === 'iptables-restore')?.input).toBe(expectedBatch);
+  });
+
+  it('DEL falls back to reading the table when the fast batch does not fit (a stale jump)', async () => {
+    let batches = 0;
+    const run = fakeRunner((file, args) => (file === 'iptables-restore' && batches++ === 0 ? { exitCode: 1, stderr: 'iptables-restore: line 4 failed' } : answers(file, args)));
+    const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
+    expect(out.exitCode).toBe(0);
+    expect(run.calls.filter((c) => c.file === 'iptables-restore')).toHaveLength(2);
   });
 
   it('DEL never fails because of cleanup unless strict; strict maps a held lock to 11 and the rest to 5', async () => {

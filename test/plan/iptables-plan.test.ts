@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chainName, chainNames, iptablesComment, type Attachment } from '../../src/identity.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
+import { parseListing, parseSave } from '../../src/plan/iptables-save.js';
 import { isEmptyPlan, planAttachmentTeardown, planSelection } from '../../src/plan/iptables-plan.js';
 import { renderRestore } from '../../src/plan/restore-text.js';
 import { applyRestore, bridgeRules, quote, toSave, type NatModel } from '../support/nat-model.js';
@@ -59,17 +59,18 @@ describe('planAttachmentTeardown', () => {
 
   it('never declares a chain it has not seen, which would create it (and its nat table)', () => {
     for (const policy of ['keep-empty-chain', 'remove-chain'] as const) {
-      expect(isEmptyPlan(planAttachmentTeardown(parseSave('-P POSTROUTING ACCEPT\n'), A, policy))).toBe(true);
+      expect(isEmptyPlan(planAttachmentTeardown(parseListing('-P POSTROUTING ACCEPT\n'), A, policy))).toBe(true);
     }
   });
 
-  it('leaves a jump into our chain that does not carry our comment, and so keeps the chain', () => {
+  it('takes only its jumps from a chain something else jumps to (shared by a hash collision, or not ours)', () => {
     const ours = bridgeRules(A, '10.4.0.2', '10.4.0.0/24');
     const forged = `-A POSTROUTING -s 10.9.9.9/32 -j ${chainName(A)}`;
     const m: NatModel = { chains: [ours.chain], rules: [...ours.rules, forged] };
     const plan = planAttachmentTeardown(parseSave(toSave(m)), A, 'remove-chain');
     expect(plan.remove).toEqual([]);
-    expect(applyRestore(m, renderRestore(plan)).rules).toEqual([forged]);
+    expect(plan.flush).toEqual([]);
+    expect(applyRestore(m, renderRestore(plan)).rules).toEqual([...ours.rules.slice(1), forged]);
   });
 });
 
@@ -117,11 +118,16 @@ const tableArb: fc.Arbitrary<Generated> = fc
     return { model: { chains, rules: shuffled }, attachments };
   });
 
-/** The rules that carry attachment a's identity: its chain's contents and its commented jumps. */
+/**
+ * The rules a plan for attachment a may remove: its commented jumps, and its
+ * chain's rules unless something that is not its jump also enters the chain.
+ */
 function identityRules(m: NatModel, a: Attachment): string[] {
   const names = chainNames(a);
   const c = quote(iptablesComment(a));
-  return m.rules.filter((r) => names.some((n) => r.startsWith(`-A ${n} `) || (r.endsWith(` -j ${n}`) && r.includes(`--comment ${c}`))));
+  const own = (r: string, n: string): boolean => r.endsWith(` -j ${n}`) && r.includes(`--comment ${c}`);
+  const shared = (n: string): boolean => m.rules.some((r) => r.endsWith(` -j ${n}`) && !own(r, n));
+  return m.rules.filter((r) => names.some((n) => own(r, n) || (r.startsWith(`-A ${n} `) && !shared(n))));
 }
 
 describe('planner properties', () => {
@@ -147,7 +153,7 @@ describe('planner properties', () => {
         // What DEL reads: the POSTROUTING listing, plus `-S <chain>` telling whether its own chain exists.
         const own = g.model.chains.includes(chainName(target)) ? [`-N ${chainName(target)}`] : [];
         const postrouting = ['-P POSTROUTING ACCEPT', ...own, ...g.model.rules.filter((r) => r.startsWith('-A POSTROUTING '))].join('\n');
-        const plan = planAttachmentTeardown(parseSave(postrouting), target, 'remove-chain');
+        const plan = planAttachmentTeardown(parseListing(postrouting), target, 'remove-chain');
         const after = applyRestore(g.model, renderRestore(plan));
         expect(after.rules).toEqual(g.model.rules.filter((r) => !identityRules(g.model, target).includes(r)));
       }),

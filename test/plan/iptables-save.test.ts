@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSave, tokenize } from '../../src/plan/iptables-save.js';
+import { parseListing, parseSave, tokenize } from '../../src/plan/iptables-save.js';
 
 describe('tokenize', () => {
   it('splits like iptables-restore, with quotes and escapes', () => {
@@ -36,8 +36,17 @@ describe('parseSave', () => {
   });
 
   it('reads -S output of one chain', () => {
-    const s = parseSave('-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc\n');
+    const s = parseListing('-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc\n');
     expect(s.rules).toHaveLength(1);
     expect(s.rules[0]?.comment).toBeUndefined();
+  });
+
+  it('keeps a comment with raw newlines inside its rule, so it cannot pose as a header, COMMIT or rule', () => {
+    const sneaky = '-A POSTROUTING -m comment --comment "note\n*filter\nCOMMIT\n-A POSTROUTING -j CNI-abc" -j RETURN';
+    const ours = '-A POSTROUTING -s 10.0.0.2/32 -m comment --comment "name: \\"n\\" id: \\"c\\"" -j CNI-abc';
+    for (const s of [parseListing(`-P POSTROUTING ACCEPT\n${sneaky}\n${ours}\n`), parseSave(`*nat\n:POSTROUTING ACCEPT [0:0]\n${sneaky}\n${ours}\nCOMMIT\n`)]) {
+      expect(s.rules.map((r) => r.jump)).toEqual(['RETURN', 'CNI-abc']);
+      expect(s.rules[0]?.comment).toBe('note\n*filter\nCOMMIT\n-A POSTROUTING -j CNI-abc');
+    }
   });
 });
