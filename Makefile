@@ -4,6 +4,8 @@ SHELL := /bin/bash
 
 # Debian packages: the real tools and upstream plugins the tests and demo drive.
 APT_PACKAGES := iptables nftables containernetworking-plugins iproute2 util-linux jq containerd runc busybox-static
+# Only the benchmarks count processes (strace) and peak RSS (GNU time).
+BENCH_APT_PACKAGES := strace time
 
 SOURCES := $(shell find src -name '*.ts') tsup.config.ts package.json
 
@@ -16,14 +18,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-apt-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# Install the Debian packages in $(1) that are missing.
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+apt-deps:
+	$(call apt_install,$(APT_PACKAGES))
 
 build: dist/masq-janitor
 dist/masq-janitor: node_modules/.installed $(SOURCES)
@@ -32,15 +39,35 @@ dist/masq-janitor: node_modules/.installed $(SOURCES)
 typecheck: npm-deps
 	npx tsc --noEmit -p .
 
-# Every test: unit, property and end-to-end (root, netns, real plugins, containerd).
-test: deps build typecheck
+# Node 20 single executable application (SEA) of the bundle: no node needed on the host
+# (it is the node binary itself, ~100 MB, dynamically linked against glibc). Never strip it:
+# a stripped SEA segfaults.
+STANDALONE := dist/standalone/masq-janitor
+standalone: $(STANDALONE)
+$(STANDALONE): dist/masq-janitor
+	@mkdir -p $(@D)
+	printf '%s\n' '{"main": "dist/masq-janitor", "output": "$(@D)/sea-prep.blob",' \
+	  ' "disableExperimentalSEAWarning": true, "useCodeCache": true}' > $(@D)/sea-config.json
+	node --experimental-sea-config $(@D)/sea-config.json
+	cp "$$(command -v node)" $@.tmp
+	@# LIEF warns about note sections it cannot name ("Can't find string offset"); show the log only on failure.
+	npx postject $@.tmp NODE_SEA_BLOB $(@D)/sea-prep.blob \
+	  --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 >$(@D)/postject.log 2>&1 \
+	  || { cat $(@D)/postject.log; rm -f $@.tmp; exit 1; }
+	chmod 755 $@.tmp && mv -f $@.tmp $@
+	env -i CNI_COMMAND=VERSION ./$@ <<<'{"cniVersion":"1.1.0"}' | grep -q supportedVersions
+
+# Every test: unit, property, end to end (root, netns, real plugins, containerd), hardening,
+# and the standalone build's protocol tests. Prints one summary line at the end.
+test: deps build standalone typecheck
 	@mkdir -p .test-results
 	npx vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json; rc=$$?; \
 	node -e 'const r=require("./.test-results/vitest.json");console.log(`vitest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests+r.numTodoTests} skipped`)' || true; \
 	exit $$rc
 
+# Quick loop: everything that needs neither root nor real tools.
 unit: npm-deps build
-	npx vitest run test/unit
+	npx vitest run test/identity.test.ts test/cni test/plan test/state test/apply test/cli test/examples
 
 e2e: deps build
 	npx vitest run test/e2e
@@ -48,6 +75,11 @@ e2e: deps build
 # The main job: the leak with nerdctl's conflist as shipped, then none with masq-janitor appended.
 demo: deps build
 	bash examples/demo.sh
+
+# Benchmarks (not part of `make test`): throwaway netns only; writes test/bench/RESULTS.md.
+bench: deps build standalone
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+	node test/bench/bench.mjs
 
 clean:
 	rm -rf dist .test-results
