@@ -51,7 +51,8 @@ export async function teardownAttachment(
   if (fast) {
     const applied = await restore(run, xt, renderRestore(fast), wait);
     if (applied.ok) return ok(report(xt, fast));
-    if (applied.error.kind !== 'failed') return applied;
+    // A held lock is final; anything else (the batch did not fit, no restore binary) is sorted out by reading the table.
+    if (applied.error.kind === 'lock') return applied;
     log.debug({ table: xt.base, error: applied.error.message }, 'fast path did not fit the table; reading it');
   }
   let plan: IptablesPlan | undefined;

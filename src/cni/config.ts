@@ -61,7 +61,7 @@ function misspelling(key: string): string | undefined {
     const jl = j.toLowerCase();
     if (k === jl) return true;
     if (k.length < 4 || jl.length < 4) return false;
-    return editDistanceAtMost(k, jl, k.length < 7 ? 1 : 2);
+    return editDistanceAtMost(k, jl, jl.length < 7 ? 1 : 2);
   });
 }
 
