@@ -4,7 +4,7 @@
 # Everything happens inside throwaway network namespaces, so this machine's own
 # iptables rules, interfaces and files are never touched. Two phases, each in a
 # fresh "host" netns, each with three container lifecycles through
-# examples/nerdctl-bridge.conflist:
+# examples/original/nerdctl-bridge.conflist:
 #   1. the conflist exactly as nerdctl ships it;
 #   2. the same conflist with {"type": "masq-janitor"} appended as the last plugin.
 #
@@ -24,7 +24,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-CONFLIST=examples/nerdctl-bridge.conflist
+CONFLIST=examples/original/nerdctl-bridge.conflist
 JANITOR=$PWD/dist/masq-janitor
 PLUGIN_DIR=${CNI_PLUGIN_DIR:-/usr/lib/cni}
 CONTAINERS=(default-c1 default-c2 default-c3)   # ctr and nerdctl pass "<namespace>-<container id>"

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { e2eSuite, expectDelOk, expectJanitorQuiet, expectMasq, expectNat, resultIps } from './support/expect.js';
 import { delNetworkList, type CniHost } from './support/cni.js';
-import { natSnapshot, toolchain, VARIANTS } from './support/iptables.js';
+import { natSnapshot, toolchain, VARIANTS } from '../support/xtables.js';
 import { IFNAME, withLab } from './support/lab.js';
 
 /**

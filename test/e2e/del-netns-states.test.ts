@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { e2eSuite, expectDelOk, expectForeignIntact, expectJanitorQuiet, expectMasq, expectNat, expectNoMasq, resultIps } from './support/expect.js';
-import { cniChains, cniRules, VARIANTS } from './support/iptables.js';
+import { VARIANTS } from '../support/xtables.js';
+import { cniChains, cniRules } from './support/iptables.js';
 import { DEL_MODES, withLab, type DelMode } from './support/lab.js';
 
 /**

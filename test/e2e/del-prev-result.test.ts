@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { e2eSuite, expectDelOk, expectForeignIntact, expectJanitorQuiet, expectMasq, expectNat, resultIps } from './support/expect.js';
-import { VARIANTS } from './support/iptables.js';
+import { VARIANTS } from '../support/xtables.js';
 import { withLab } from './support/lab.js';
 
 /**

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { e2eSuite, expectDelOk, expectForeignIntact, expectJanitorQuiet, expectMasq, expectNat, expectNoMasq, resultIps } from './support/expect.js';
-import type { JsonObject } from './support/cni.js';
-import { cniChains, cniRules, masqState, savedComment, VARIANTS } from './support/iptables.js';
+import type { JsonObject } from '../support/conflist.js';
+import { VARIANTS } from '../support/xtables.js';
+import { cniChains, cniRules, masqState, savedComment } from './support/iptables.js';
 import { FOREIGN_NETWORK } from './support/foreign.js';
 import { DEL_MODES, IFNAME, newContainerId, withLab, type DelMode } from './support/lab.js';
 

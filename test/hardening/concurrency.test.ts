@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printFigures, recordFigures } from './support/figures.js';
-import { lineDiff, nftIn, restoreIn, snapshot, type Tables } from './support/host.js';
-import { createNetns, nsExec, randomHex, removeAllNetns, removeNetns, rootMentions, SYSTEM_PATH, type Netns } from './support/netns.js';
-import { pool } from './support/proc.js';
-import { bridgeState, chainOf, JANITOR } from './support/ref.js';
+import { JANITOR } from '../support/guard.js';
+import { createNetns, nsExec, randomHex, removeAllNetns, removeNetns, type Netns } from '../support/netns.js';
+import { pool, SYSTEM_PATH } from '../support/proc.js';
+import { loadNft, restore, snapshot, type Tables } from '../support/xtables.js';
+import { lineDiff, rootMentions } from './support/host.js';
+import { bridgeState, chainOf } from './support/ref.js';
 
 /**
  * Concurrency with the real Debian bridge + host-local (containernetworking-plugins
@@ -127,10 +129,10 @@ const containerId = (i: number): string => `default-${ids[i]}`;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'mjh-conc-'));
-  host = await createNetns('conc-host');
+  host = await createNetns('mjh-conc-host');
   await nsExec(host, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  await restoreIn(host, SYSTEM_PATH, 4, foreignLoad());
-  await nftIn(host, 'table inet cni_plugins_masquerade {\n chain masq_checks {\n  ip saddr 10.200.0.9 masquerade comment "user rule"\n }\n}\n');
+  await restore(host, SYSTEM_PATH, 4, foreignLoad());
+  await loadNft(host, 'table inet cni_plugins_masquerade {\n chain masq_checks {\n  ip saddr 10.200.0.9 masquerade comment "user rule"\n }\n}\n');
   pristine = await snapshot(host, SYSTEM_PATH);
   expect(pristine.v4.split('\n').filter((l) => /^:CNI-[0-9a-f]{24} /.test(l)).length).toBe(FOREIGN_CHAINS + CONTAINERS);
 }, 120_000);
@@ -162,7 +164,7 @@ describe(`concurrency: ${CONTAINERS} containers through bridge + host-local + ma
   it('concurrent ADD/DEL (half with the netns gone and CNI_NETNS="", half alive) and double DELs: no leak, no DEL failure, no foreign rule touched, IPAM empty', async () => {
     const t0 = performance.now();
     const failures: string[] = [];
-    const containers = await pool(Array.from({ length: CONTAINERS + DOUBLE_DEL }, (_, i) => i), LIMIT, async (i) => createNetns(`cc${i}`));
+    const containers = await pool(Array.from({ length: CONTAINERS + DOUBLE_DEL }, (_, i) => i), LIMIT, async (i) => createNetns(`mjh-cc${i}`));
 
     // Phase 1: every container's ADD then DEL, LIMIT lifecycles at a time, so ADDs and DELs of different containers interleave.
     const doubles: { i: number; result: JsonObject }[] = [];
@@ -237,7 +239,7 @@ describe(`concurrency: ${CONTAINERS} containers through bridge + host-local + ma
   it('control: the same harness without masq-janitor sees the leak (bridge 1.1.1, netns gone, CNI_NETNS="")', async () => {
     const before = await snapshot(host, SYSTEM_PATH);
     const id = `default-control-${randomHex(4)}`;
-    const ns = await createNetns('cc-ctl');
+    const ns = await createNetns('mjh-cc-ctl');
     const add = await invoke('ADD', 0, id, ns.path, undefined);
     expect(add.exitCode, add.stderr).toBe(0);
     await removeNetns(ns);

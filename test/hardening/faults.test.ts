@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printFigures, recordFigures } from './support/figures.js';
-import { disposeVariantPaths, janitor, lineDiff, nftIn, restoreIn, snapshot, variantPath, type JanitorRun, type Tables } from './support/host.js';
-import { rootMentions, createNetns, IP, netnsPids, nsExec, nsMust, randomHex, removeAllNetns, removeNetns, SYSTEM_PATH, type Netns } from './support/netns.js';
-import { run, sleep } from './support/proc.js';
-import { bridgeState, chainOf, JANITOR, nftComment, NODE, normalizeSave } from './support/ref.js';
+import { JANITOR } from '../support/guard.js';
+import { createNetns, IP, netnsPids, nsExec, nsMust, randomHex, removeAllNetns, removeNetns, type Netns } from '../support/netns.js';
+import { NODE, run, sleep, SYSTEM_PATH } from '../support/proc.js';
+import { disposeVariantPaths, loadNft, normalizeSave, restore, snapshot, variantPath, type Tables } from '../support/xtables.js';
+import { janitor, lineDiff, rootMentions, type JanitorRun } from './support/host.js';
+import { bridgeState, chainOf, nftComment } from './support/ref.js';
 
 /**
  * Faults, with the real binary inside throwaway namespaces: tools missing
@@ -107,13 +109,13 @@ function legit(): { v4: string; v6: string; nft: string; lines4: string[]; lines
 }
 
 async function resetLegit(ns: Netns, path: string): Promise<Tables> {
-  await restoreIn(ns, path, 4, '*nat\nCOMMIT\n', true);
-  await restoreIn(ns, path, 6, '*nat\nCOMMIT\n', true);
+  await restore(ns, path, 4, '*nat\nCOMMIT\n', true);
+  await restore(ns, path, 6, '*nat\nCOMMIT\n', true);
   await nsExec(ns, 'nft', ['delete', 'table', 'inet', 'cni_plugins_masquerade']);
   const s = legit();
-  await restoreIn(ns, path, 4, s.v4);
-  await restoreIn(ns, path, 6, s.v6);
-  await nftIn(ns, s.nft);
+  await restore(ns, path, 4, s.v4);
+  await restore(ns, path, 6, s.v6);
+  await loadNft(ns, s.nft);
   return snapshot(ns, path);
 }
 
@@ -150,7 +152,7 @@ describe('faults: tools missing, failing or printing garbage (real binary, nft i
   const logFile = (): string => join(tmp, `log-${randomHex(3)}.log`);
 
   beforeAll(async () => {
-    ns = await createNetns('flt-tools');
+    ns = await createNetns('mjh-flt-tools');
   });
   afterAll(async () => {
     if (ns) await removeNetns(ns);
@@ -340,7 +342,7 @@ describe('faults: the xtables lock held by another process (legacy iptables, XTA
   let holder: ResultPromise | undefined;
 
   beforeAll(async () => {
-    ns = await createNetns('flt-lock');
+    ns = await createNetns('mjh-flt-lock');
     path = variantPath('legacy');
     lockFile = join(tmp, 'xtables.lock');
     writeFileSync(lockFile, '');
@@ -528,7 +530,7 @@ describe('faults: SIGKILL in the middle of sweep --apply and of GC', () => {
   const swAll = [...swLeaked, ...swLive];
 
   beforeAll(async () => {
-    ns = await createNetns('flt-kill');
+    ns = await createNetns('mjh-flt-kill');
     hookDir = join(tmp, 'hooks');
     mkdirSync(hookDir);
     for (const h of HOOKED) script(hookDir, h, HOOK);
@@ -556,7 +558,7 @@ describe('faults: SIGKILL in the middle of sweep --apply and of GC', () => {
     await nsMust(ns, 'iptables-legacy-restore', ['-w', '5'], { input: text });
     await nsMust(ns, 'iptables-nft-restore', ['-w', '5'], { input: text });
     await nsExec(ns, 'nft', ['delete', 'table', 'inet', 'cni_plugins_masquerade']);
-    await nftIn(ns, nftLoad(set));
+    await loadNft(ns, nftLoad(set));
   }
 
   function disarm(): void {
@@ -751,7 +753,7 @@ describe('faults: SIGKILL in the middle of sweep --apply and of GC', () => {
     await nsMust(ns, 'iptables-legacy-restore', ['-w', '5'], { input: iptablesLoad(set) });
     await nsMust(ns, 'iptables-nft-restore', ['-w', '5'], { input: iptablesLoad(set) });
     await nsExec(ns, 'nft', ['delete', 'table', 'inet', 'cni_plugins_masquerade']);
-    await nftIn(ns, nftLoad(set));
+    await loadNft(ns, nftLoad(set));
     disarm();
     const r = await runKilled(['sweep', '--apply', '--state-dir', dir], { PATH: SYSTEM_PATH }, '', undefined);
     figures.faultsInjected += 5;

@@ -26,10 +26,12 @@ import {
   type PathKind,
   type WorldText,
 } from './support/fuzz-model.js';
-import { createNetns, removeAllNetns, rootMentions, type Netns } from './support/netns.js';
-import { pool, run } from './support/proc.js';
+import { JANITOR } from '../support/guard.js';
+import { createNetns, removeAllNetns, type Netns } from '../support/netns.js';
+import { NODE, pool, run } from '../support/proc.js';
+import { rootMentions } from './support/host.js';
+import { chainsOf, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
 import { isIP } from 'node:net';
-import { chainsOf, JANITOR, NODE, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
 
 /**
  * Bad input, generated. Every case is a description (env, stdin, and what
@@ -313,7 +315,7 @@ beforeAll(async () => {
   chmodSync(join(tmp, 'fake-tool.sh'), 0o755);
   for (const k of ['full', 'no-restore', 'no-nft', 'no-iptables'] as const) staticDirs[k] = toolDir(join(tmp, `tools-${k}`), k);
   inprocLog = join(tmp, 'inproc.log');
-  netns = await createNetns('fuzz');
+  netns = await createNetns('mjh-fuzz');
 });
 
 afterAll(async () => {

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printFigures, recordFigures } from './support/figures.js';
-import { disposeVariantPaths, janitor, lineDiff, nftIn, restoreIn, snapshot, variantPath, type Tables, type Variant } from './support/host.js';
-import { rootMentions, createNetns, nsMust, randomHex, removeAllNetns, removeNetns, type Netns } from './support/netns.js';
-import { bridgeState, chainOf, nftComment, normalizeSave } from './support/ref.js';
+import { createNetns, nsMust, randomHex, removeAllNetns, removeNetns, type Netns } from '../support/netns.js';
+import { disposeVariantPaths, loadNft, normalizeSave, restore, snapshot, variantPath, type Tables, type Variant } from '../support/xtables.js';
+import { janitor, lineDiff, rootMentions } from './support/host.js';
+import { bridgeState, chainOf, nftComment } from './support/ref.js';
 
 /**
  * Injection against REAL nat tables, in a throwaway namespace per iptables
@@ -181,9 +182,9 @@ const NFT_BASE = `table inet cni_plugins_masquerade {
 
 async function installLegit(ns: Netns, path: string): Promise<void> {
   const s = legitState();
-  await restoreIn(ns, path, 4, restoreText(s.v4));
-  await restoreIn(ns, path, 6, restoreText(s.v6));
-  await nftIn(ns, s.nftRules.map((r) => `add rule inet cni_plugins_masquerade masq_checks ${r}\n`).join(''));
+  await restore(ns, path, 4, restoreText(s.v4));
+  await restore(ns, path, 6, restoreText(s.v6));
+  await loadNft(ns, s.nftRules.map((r) => `add rule inet cni_plugins_masquerade masq_checks ${r}\n`).join(''));
 }
 
 /** `before` without the legitimate container's own lines. */
@@ -231,13 +232,13 @@ for (const variant of ['nft', 'legacy'] as Variant[]) {
     let pristine: Tables;
 
     beforeAll(async () => {
-      ns = await createNetns(`inj-${variant}`);
+      ns = await createNetns(`mjh-inj-${variant}`);
       path = variantPath(variant);
       const version = await nsMust(ns, 'iptables', ['--version'], { env: { PATH: path } });
       expect(version).toContain(variant === 'nft' ? '(nf_tables)' : '(legacy)');
-      await restoreIn(ns, path, 4, foreign(4));
-      await restoreIn(ns, path, 6, foreign(6));
-      await nftIn(ns, NFT_BASE);
+      await restore(ns, path, 4, foreign(4));
+      await restore(ns, path, 6, foreign(6));
+      await loadNft(ns, NFT_BASE);
       await installLegit(ns, path);
       pristine = await snapshot(ns, path);
       expect(pristine.v4).toContain(chainOf(NET, CID));
@@ -353,12 +354,12 @@ for (const variant of ['nft', 'legacy'] as Variant[]) {
 
 /** Bring the tables back to the pristine state (foreign rules + the legitimate container). */
 async function resetTo(ns: Netns, path: string): Promise<void> {
-  await restoreIn(ns, path, 4, '*nat\nCOMMIT\n*filter\nCOMMIT\n', true);
-  await restoreIn(ns, path, 6, '*nat\nCOMMIT\n*filter\nCOMMIT\n', true);
+  await restore(ns, path, 4, '*nat\nCOMMIT\n*filter\nCOMMIT\n', true);
+  await restore(ns, path, 6, '*nat\nCOMMIT\n*filter\nCOMMIT\n', true);
   await nsMust(ns, 'nft', ['delete', 'table', 'inet', 'cni_plugins_masquerade']);
-  await restoreIn(ns, path, 4, foreign(4));
-  await restoreIn(ns, path, 6, foreign(6));
-  await nftIn(ns, NFT_BASE);
+  await restore(ns, path, 4, foreign(4));
+  await restore(ns, path, 6, foreign(6));
+  await loadNft(ns, NFT_BASE);
   await installLegit(ns, path);
 }
 

@@ -1,24 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  backendSuite,
-  createNs,
-  explain,
-  hostState,
-  iptablesMasq,
-  janitor,
-  loadNft,
-  nftRuleset,
-  quietSuccess,
-  removeNs,
-  restore,
-  restoreText,
-  traces,
-  without,
-  type Attachment,
-  type HostState,
-  type NftMasq,
-  type Ns,
-} from './host.js';
+import { removeNetns } from '../../support/netns.js';
+import { describeProc } from '../../support/proc.js';
+import { loadNft } from '../../support/xtables.js';
+import { backendSuite, createNs, hostState, iptablesMasq, janitor, nftRuleset, quietSuccess, restore, restoreText, traces, without, type Attachment, type HostState, type NftMasq, type Ns } from './host.js';
 
 /**
  * GC (CNI 1.1.0) with several networks and attachments, on iptables-nft and
@@ -76,7 +60,7 @@ beforeEach(async () => {
   before = await buildHost(ns);
 });
 afterEach(async () => {
-  await removeNs(ns);
+  await removeNetns(ns);
 });
 
 describe('GC', () => {
@@ -87,7 +71,7 @@ describe('GC', () => {
         { containerID: 'a2', ifname: 'eth0' },
       ],
     });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     const after = await hostState(ns);
     // a3 goes everywhere; a2's eth1 nft rule goes (the nft backend keys on ifname) while its
     // iptables chain, shared by both interfaces, stays; n2 (also holding a container "a1") is untouched.
@@ -98,13 +82,13 @@ describe('GC', () => {
 
   it('the legacy key cni.dev/attachments works the same', async () => {
     const r = await gc(ns, { 'cni.dev/attachments': [{ containerID: 'a3', ifname: 'eth0' }] });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(without(before, { iptables: [A1, A2], nft: [...nftOf(A1), ...nftOf(A2)] }));
   });
 
   it('an empty list means nothing of this network is valid', async () => {
     const r = await gc(ns, { 'cni.dev/valid-attachments': [] });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     const after = await hostState(ns);
     expect(after).toEqual(without(before, { iptables: [A1, A2, A3], nft: [...nftOf(A1), ...nftOf(A2), ...nftOf(A3)] }));
     for (const a of [B1, B2]) expect(traces(after, a)).toEqual(traces(before, a));
@@ -112,31 +96,31 @@ describe('GC', () => {
 
   it('without either attachments key, does nothing', async () => {
     const r = await gc(ns, {});
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(before);
   });
 
   it('with "gc": false, does nothing even when nothing is valid', async () => {
     const r = await gc(ns, { gc: false, 'cni.dev/valid-attachments': [] });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(before);
   });
 
   it('valid attachments of another network do not keep this network’s state', async () => {
     // A runtime that (wrongly) lists n2's containers for n1: "b2" is no container of n1, "a1" is one of both.
     const r = await gc(ns, { 'cni.dev/valid-attachments': [{ containerID: 'b2', ifname: 'eth0' }, { containerID: 'a1', ifname: 'eth0' }] });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(without(before, { iptables: [A2, A3], nft: [...nftOf(A2), ...nftOf(A3)] }));
   });
 
   it('a repeated GC changes nothing more', async () => {
     const conf = { 'cni.dev/valid-attachments': [{ containerID: 'a2', ifname: 'eth1' }] };
     const first = await gc(ns, conf);
-    expect(quietSuccess(first), explain(first)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(first), describeProc(first)).toEqual({ exitCode: 0, stdout: '' });
     const once = await hostState(ns);
     expect(once).toEqual(without(before, { iptables: [A1, A3], nft: [...nftOf(A1), ...nftOf(A3), ...nftOf(A2, 'eth0')] }));
     const second = await gc(ns, conf);
-    expect(quietSuccess(second), explain(second)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(second), describeProc(second)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(once);
   });
 });
@@ -157,7 +141,7 @@ describe('GC of a network with a long name', () => {
       command: 'GC',
       conf: { cniVersion: '1.1.0', name: LONG, type: 'masq-janitor', 'cni.dev/valid-attachments': [{ containerID: 'alive', ifname: 'eth0' }] },
     });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual(without(start, { nft: [rules[0] as NftMasq] }).nft);
   });
 
@@ -166,7 +150,7 @@ describe('GC of a network with a long name', () => {
     await loadNft(ns, nftRuleset(rules));
     const start = await hostState(ns);
     const r = await janitor(ns, { command: 'DEL', containerId: 'dead', ifname: 'eth0', netns: '', conf: { cniVersion: '1.0.0', name: LONG, type: 'masq-janitor' } });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual(without(start, { nft: rules }).nft);
   });
 });

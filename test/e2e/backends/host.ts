@@ -1,34 +1,37 @@
-import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { JANITOR, requireEnvironment, UPSTREAM_CNI_DIR } from '../../support/guard.js';
+import { createNetns, IP, nsExec, nsMust, removeAllNetns, type Netns } from '../../support/netns.js';
+import { describeProc, NODE_DIR, SYSTEM_PATH, type ProcOptions, type ProcResult } from '../../support/proc.js';
+import { legacyNatLoaded, normalizeSave, stripNftCounters } from '../../support/xtables.js';
 
 /**
  * Throwaway "hosts" for the backend e2e suites: each is a named network
- * namespace (`mjb-<role>-<random>`), so nothing here ever reads or writes the
- * root namespace's tables. Every namespace created is remembered and removed
- * in afterAll/afterEach, and, as a last resort, when the worker exits.
+ * namespace (`mjbe-<role>-<random>`, see test/support/netns.ts), so nothing
+ * here ever reads or writes the root namespace's tables. Unlike the other
+ * suites, these drive each table through its own binaries
+ * (iptables-nft-restore, iptables-legacy-save, ...) rather than a PATH.
  *
  * Names, comments and rule texts are computed here independently of src/,
  * from the upstream formats (containernetworking/plugins pkg/utils and
  * pkg/ip/ipmasq_{iptables,nftables}_linux.go).
  */
 
-export const JANITOR = resolve(import.meta.dirname, '../../../dist/masq-janitor');
-export const CNI_DIR = '/usr/lib/cni';
-const IP = '/usr/sbin/ip';
 /** node's directory is on PATH for the janitor's `#!/usr/bin/env node`. */
-export const PATH = `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${dirname(process.execPath)}`;
+export const PATH = `${SYSTEM_PATH}:${NODE_DIR}`;
 
 /** Legacy tables live in our own namespaces: a private xtables lock keeps other people's iptables runs from stalling ours. */
 const LOCK_DIR = mkdtempSync(join(tmpdir(), 'mjb-lock-'));
 export const XTABLES_LOCKFILE = join(LOCK_DIR, 'xtables.lock');
+process.on('exit', () => rmSync(LOCK_DIR, { recursive: true, force: true }));
+
+/** Every child of these suites gets exactly this environment, plus what a call adds. */
+const ENV: Readonly<Record<string, string>> = { PATH, LC_ALL: 'C', XTABLES_LOCKFILE };
 
 const REQUIRED = [
-  JANITOR,
   IP,
   '/usr/sbin/nft',
   '/usr/sbin/iptables-nft-save',
@@ -39,123 +42,35 @@ const REQUIRED = [
   '/usr/sbin/iptables-legacy-restore',
   '/usr/sbin/ip6tables-legacy-save',
   '/usr/sbin/ip6tables-legacy-restore',
-  `${CNI_DIR}/bridge`,
-  `${CNI_DIR}/host-local`,
-  `${CNI_DIR}/static`,
+  `${UPSTREAM_CNI_DIR}/bridge`,
+  `${UPSTREAM_CNI_DIR}/host-local`,
+  `${UPSTREAM_CNI_DIR}/static`,
 ];
 
-// ---- processes ---------------------------------------------------------------
-
-export interface Proc {
-  readonly command: string;
-  readonly exitCode: number | undefined;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export async function run(file: string, args: readonly string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Proc> {
-  const r = await execa(file, [...args], {
-    reject: false,
-    input: opts.input ?? '',
-    timeout: 60_000,
-    stripFinalNewline: false,
-    env: { PATH, LC_ALL: 'C', XTABLES_LOCKFILE, ...(opts.env ?? {}) },
-    extendEnv: false,
-  });
-  return {
-    command: [file, ...args].join(' '),
-    exitCode: r.exitCode,
-    stdout: typeof r.stdout === 'string' ? r.stdout : '',
-    stderr: typeof r.stderr === 'string' && r.stderr !== '' ? r.stderr : r.exitCode === undefined ? (r.message ?? '') : '',
-  };
-}
-
-export function explain(r: Proc): string {
-  return `\`${r.command}\` exited ${r.exitCode ?? 'abnormally'}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-export async function mustRun(file: string, args: readonly string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<string> {
-  const r = await run(file, args, opts);
-  if (r.exitCode !== 0) throw new Error(explain(r));
-  return r.stdout;
-}
-
-// ---- namespaces ----------------------------------------------------------------
-
-const alive = new Set<string>();
-
-// Last resort if afterAll never ran (worker killed by a timeout): synchronous, so it works in 'exit'.
-process.on('exit', () => {
-  for (const n of alive) {
-    try {
-      execFileSync(IP, ['netns', 'del', n], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(LOCK_DIR, { recursive: true, force: true });
-});
-
-export interface Ns {
-  readonly name: string;
-  readonly path: string;
-  /** Run a program inside this namespace. */
-  exec(file: string, args: readonly string[], opts?: { input?: string; env?: Record<string, string> }): Promise<Proc>;
-  mustExec(file: string, args: readonly string[], opts?: { input?: string; env?: Record<string, string> }): Promise<string>;
+/** A throwaway host namespace whose programs run with this suite's environment. */
+export interface Ns extends Netns {
+  exec(file: string, args: readonly string[], opts?: ProcOptions): Promise<ProcResult>;
+  mustExec(file: string, args: readonly string[], opts?: ProcOptions): Promise<string>;
 }
 
 export async function createNs(role: string): Promise<Ns> {
-  const name = `mjbe-${role}-${randomBytes(4).toString('hex')}`;
-  alive.add(name);
-  await mustRun(IP, ['netns', 'add', name]);
-  const ns: Ns = {
-    name,
-    path: `/var/run/netns/${name}`,
-    exec: (file, args, opts = {}) => run(IP, ['netns', 'exec', name, file, ...args], opts),
-    mustExec: (file, args, opts = {}) => mustRun(IP, ['netns', 'exec', name, file, ...args], opts),
+  const ns = await createNetns(`mjbe-${role}`);
+  const withEnv = (opts: ProcOptions): ProcOptions => ({ ...opts, env: { ...ENV, ...opts.env } });
+  return {
+    ...ns,
+    exec: (file, args, opts = {}) => nsExec(ns, file, args, withEnv(opts)),
+    mustExec: (file, args, opts = {}) => nsMust(ns, file, args, withEnv(opts)),
   };
-  await ns.mustExec('ip', ['link', 'set', 'lo', 'up']);
-  return ns;
-}
-
-export async function removeNs(ns: Ns | string): Promise<void> {
-  const name = typeof ns === 'string' ? ns : ns.name;
-  if (existsSync(`/var/run/netns/${name}`)) {
-    const r = await run(IP, ['netns', 'del', name]);
-    if (r.exitCode !== 0 && existsSync(`/var/run/netns/${name}`)) throw new Error(explain(r));
-  }
-  alive.delete(name);
-}
-
-export async function removeAllNs(): Promise<void> {
-  const errors: string[] = [];
-  for (const n of [...alive]) {
-    try {
-      await removeNs(n);
-    } catch (e) {
-      errors.push((e as Error).message);
-    }
-  }
-  if (errors.length > 0) throw new Error(errors.join('\n'));
 }
 
 /** Every backend e2e file: fail (never skip) without root, tools or the build; never leave a namespace behind. */
 export function backendSuite(): void {
   beforeAll(() => {
-    const problems: string[] = [];
-    if (process.getuid?.() !== 0) problems.push('not root');
-    for (const p of REQUIRED) {
-      try {
-        accessSync(p, constants.X_OK);
-      } catch {
-        problems.push(`missing ${p}${p === JANITOR ? ' (build it: npx tsup)' : ''}`);
-      }
-    }
-    if (problems.length > 0) throw new Error(`backend e2e environment not ready:\n  - ${problems.join('\n  - ')}`);
+    requireEnvironment({ suite: 'backend e2e', rootFor: 'network namespaces, iptables and nft', executables: REQUIRED });
   });
   afterAll(async () => {
     try {
-      await removeAllNs();
+      await removeAllNetns();
     } finally {
       rmSync(LOCK_DIR, { recursive: true, force: true });
     }
@@ -246,38 +161,25 @@ export async function restore(ns: Ns, table: Table, text: string): Promise<void>
   await ns.mustExec(`${table}-restore`, ['-w', '5', '--noflush'], { input: text });
 }
 
-export async function loadNft(ns: Ns, text: string): Promise<void> {
-  await ns.mustExec('nft', ['-f', '-'], { input: text });
-}
-
 /** Every masquerade-relevant table of `ns`, as sorted normalized lines. */
 export type HostState = Record<Table | 'nft', string[]>;
 
-async function legacyLoaded(ns: Ns, table: Table): Promise<boolean> {
-  // A legacy save would instantiate the table; /proc says whether it exists without loading it.
-  const file = table.startsWith('ip6') ? '/proc/net/ip6_tables_names' : '/proc/net/ip_tables_names';
-  return (await ns.mustExec('cat', [file])).split('\n').includes('nat');
-}
-
 export async function hostState(ns: Ns): Promise<HostState> {
   const save = async (t: Table): Promise<string[]> => {
-    if (t.endsWith('legacy') && !(await legacyLoaded(ns, t))) return [];
-    const text = await ns.mustExec(`${t}-save`, ['-t', 'nat']);
-    return text
-      .split('\n')
-      .filter((l) => l.trim() !== '' && !l.startsWith('#'))
-      .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
-      .sort();
+    // A legacy save would instantiate the table: only save one that exists.
+    if (t.endsWith('legacy') && !(await legacyNatLoaded(ns, t.startsWith('ip6') ? 6 : 4))) return [];
+    const text = normalizeSave(await ns.mustExec(`${t}-save`, ['-t', 'nat']));
+    return text === '' ? [] : text.split('\n').sort();
   };
   const nft = async (): Promise<string[]> => {
     const r = await ns.exec('nft', ['list', 'table', 'inet', 'cni_plugins_masquerade']);
     if (r.exitCode !== 0) {
       if (/No such file or directory/.test(r.stderr)) return [];
-      throw new Error(explain(r));
+      throw new Error(describeProc(r));
     }
-    return r.stdout
+    return stripNftCounters(r.stdout)
       .split('\n')
-      .map((l) => l.trim().replace(/counter packets \d+ bytes \d+/, 'counter'))
+      .map((l) => l.trim())
       .filter((l) => l !== '')
       .sort();
   };
@@ -315,7 +217,7 @@ export interface CniCall {
 }
 
 /** Run masq-janitor as a runtime would, inside `ns`. */
-export function janitor(ns: Ns, call: CniCall): Promise<Proc> {
+export function janitor(ns: Ns, call: CniCall): Promise<ProcResult> {
   return ns.exec('env', ['-i', ...cniEnv(call), JANITOR], { input: JSON.stringify(call.conf) });
 }
 
@@ -328,20 +230,20 @@ function cniEnv(call: CniCall): string[] {
     `CNI_NETNS=${call.netns ?? ''}`,
     `CNI_IFNAME=${call.ifname ?? ''}`,
     'CNI_ARGS=',
-    `CNI_PATH=${CNI_DIR}:${dirname(JANITOR)}`,
+    `CNI_PATH=${UPSTREAM_CNI_DIR}:${dirname(JANITOR)}`,
   ];
 }
 
 /** Run an upstream plugin (bridge, ...) inside `ns`. */
-export function upstream(ns: Ns, plugin: string, call: CniCall): Promise<Proc> {
-  return ns.exec('env', ['-i', ...cniEnv(call), `${CNI_DIR}/${plugin}`], { input: JSON.stringify(call.conf) });
+export function upstream(ns: Ns, plugin: string, call: CniCall): Promise<ProcResult> {
+  return ns.exec('env', ['-i', ...cniEnv(call), `${UPSTREAM_CNI_DIR}/${plugin}`], { input: JSON.stringify(call.conf) });
 }
 
-export function sweep(ns: Ns, args: readonly string[]): Promise<Proc> {
+export function sweep(ns: Ns, args: readonly string[]): Promise<ProcResult> {
   return ns.exec('env', ['-i', `PATH=${PATH}`, `XTABLES_LOCKFILE=${XTABLES_LOCKFILE}`, JANITOR, 'sweep', ...args]);
 }
 
 /** A DEL or GC that succeeded prints nothing on stdout and exits 0. */
-export function quietSuccess(r: Proc): { exitCode: number | undefined; stdout: string } {
+export function quietSuccess(r: ProcResult): { exitCode: number | undefined; stdout: string } {
   return { exitCode: r.exitCode, stdout: r.stdout };
 }

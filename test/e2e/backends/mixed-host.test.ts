@@ -1,29 +1,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  backendSuite,
-  createNs,
-  explain,
-  hostState,
-  iptablesMasq,
-  janitor,
-  loadNft,
-  masqChain,
-  nftRuleset,
-  quietSuccess,
-  removeNs,
-  restore,
-  restoreText,
-  sweep,
-  tempDir,
-  traces,
-  without,
-  type Attachment,
-  type HostState,
-  type NftMasq,
-  type Ns,
-} from './host.js';
+import { removeNetns } from '../../support/netns.js';
+import { describeProc } from '../../support/proc.js';
+import { loadNft } from '../../support/xtables.js';
+import { backendSuite, createNs, hostState, iptablesMasq, janitor, masqChain, nftRuleset, quietSuccess, restore, restoreText, sweep, tempDir, traces, without, type Attachment, type HostState, type NftMasq, type Ns } from './host.js';
 
 /**
  * A host that changed its mind: state for the same and other containers in
@@ -96,7 +77,7 @@ beforeEach(async () => {
   ns = await createNs('mixed');
 });
 afterEach(async () => {
-  await removeNs(ns);
+  await removeNetns(ns);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs = [];
 });
@@ -109,7 +90,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
   it('DEL with CNI_NETNS="" removes the container’s state from every variant and the nft table, nothing else', async () => {
     const before = await buildHost(ns);
     const r = await janitor(ns, { command: 'DEL', containerId: 'x1', ifname: 'eth0', netns: '', conf: { cniVersion: '1.0.0', name: NET, type: 'masq-janitor' } });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     const after = await hostState(ns);
     // The nft backend keys on ifname: x1's eth1 rule is another attachment's and stays.
     expect(after).toEqual(without(before, { iptables: [X], nft: nftOf(X, 'eth0') }));
@@ -120,7 +101,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
   it('DEL of a container whose state is only in legacy removes it there', async () => {
     const before = await buildHost(ns);
     const r = await janitor(ns, { command: 'DEL', containerId: 'z1', ifname: 'eth0', netns: '', conf: { cniVersion: '1.0.0', name: NET, type: 'masq-janitor' } });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect(await hostState(ns)).toEqual(without(before, { iptables: [Z], nft: nftOf(Z) }));
   });
 
@@ -134,7 +115,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
         ],
       },
     });
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     const after = await hostState(ns);
     expect(after).toEqual(without(before, { iptables: [X, Z], nft: [...nftOf(X), ...nftOf(Z), ...nftOf(LD)] }));
     expect(traces(after, LL, 'eth0').nft).toBe(1);
@@ -155,7 +136,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
     writeFileSync(join(dir, 'networks', OTHER, 'lock'), '');
 
     const dry = await sweep(ns, ['--json', '--state-dir', dir]);
-    expect(dry.exitCode, explain(dry)).toBe(1);
+    expect(dry.exitCode, describeProc(dry)).toBe(1);
     const report = JSON.parse(dry.stdout) as { orphans: { network: string; containerId: string; where: string; object: string }[]; errors: string[]; looked: { tables: string[] } };
     expect(report.errors).toEqual([]);
     expect(report.looked.tables.sort()).toEqual(['ip6tables-legacy nat', 'ip6tables-nft nat', 'iptables-legacy nat', 'iptables-nft nat', 'nft inet cni_plugins_masquerade']);
@@ -177,7 +158,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
     expect(await hostState(ns), 'a dry run changes nothing').toEqual(before);
 
     const applied = await sweep(ns, ['--apply', '--json', '--state-dir', dir]);
-    expect(applied.exitCode, explain(applied)).toBe(0);
+    expect(applied.exitCode, describeProc(applied)).toBe(0);
     const done = JSON.parse(applied.stdout) as { removed: { chains: number; nftRules: number }; errors: string[] };
     expect(done.errors).toEqual([]);
     expect(done.removed).toMatchObject({ chains: 5, nftRules: 5 });
@@ -186,7 +167,7 @@ describe('mixed host: iptables-nft, iptables-legacy and nft together', () => {
     expect(traces(after, LL, 'eth0').nft).toBe(1);
 
     const again = await sweep(ns, ['--json', '--state-dir', dir]);
-    expect(again.exitCode, explain(again)).toBe(0);
+    expect(again.exitCode, describeProc(again)).toBe(0);
     expect((JSON.parse(again.stdout) as { orphans: unknown[] }).orphans).toEqual([]);
   });
 });

@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseNftListing } from '../../../src/plan/nft-rules.js';
-import { backendSuite, createNs, explain, hostState, janitor, loadNft, nftComment, nftRuleset, quietSuccess, removeNs, without, type NftMasq, type Ns } from './host.js';
+import { removeNetns } from '../../support/netns.js';
+import { describeProc } from '../../support/proc.js';
+import { loadNft } from '../../support/xtables.js';
+import { backendSuite, createNs, hostState, janitor, nftComment, nftRuleset, quietSuccess, without, type NftMasq, type Ns } from './host.js';
 
 /**
  * DEL against the nftables masquerade backend (plugins >= v1.6), on rules
@@ -31,7 +34,7 @@ beforeEach(async () => {
   ns = await createNs('nftdel');
 });
 afterEach(async () => {
-  await removeNs(ns);
+  await removeNetns(ns);
 });
 
 describe('DEL with the nftables masquerade backend', () => {
@@ -70,7 +73,7 @@ describe('DEL with the nftables masquerade backend', () => {
     ];
     for (const [network, ifname, id] of order) {
       const r = await del(ns, network, ifname, id);
-      expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+      expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
       expected = without(expected, { nft: [{ network, ifname, containerId: id }] });
       expect((await hostState(ns)).nft, `after DEL ${network}/${ifname}/${id}`).toEqual(expected.nft);
     }
@@ -94,7 +97,7 @@ describe('DEL with the nftables masquerade backend', () => {
       ['bridge', 'eth0', NERDCTL_ID.slice(0, 66)], // the visible id of a truncated comment is not the container
     ] as const) {
       const r = await del(ns, network, ifname, id);
-      expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+      expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     }
     expect((await hostState(ns)).nft).toEqual(before.nft);
 
@@ -102,7 +105,7 @@ describe('DEL with the nftables masquerade backend', () => {
     const once = await hostState(ns);
     expect(once.nft).toEqual(without(before, { nft: [{ network: 'unit-test', ifname: 'eth0', containerId: 'one' }] }).nft);
     const again = await del(ns, 'unit-test', 'eth0', 'one');
-    expect(quietSuccess(again), explain(again)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(again), describeProc(again)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual(once.nft);
   });
 
@@ -110,13 +113,13 @@ describe('DEL with the nftables masquerade backend', () => {
     await loadNft(ns, nftRuleset(RULES));
     const before = await hostState(ns);
     const r = await del(ns, 'bridge', 'eth0', 'c2', '/var/run/netns/mjbe-never-existed');
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual(without(before, { nft: [{ network: 'bridge', ifname: 'eth0', containerId: 'c2' }] }).nft);
   });
 
   it('succeeds with no nft table at all, and does not create one', async () => {
     const r = await del(ns, 'bridge', 'eth0', 'c1');
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual([]);
     expect((await ns.mustExec('nft', ['list', 'tables'])).split('\n')).not.toContain('table inet cni_plugins_masquerade');
   });
@@ -124,7 +127,7 @@ describe('DEL with the nftables masquerade backend', () => {
   it('succeeds with the table but without masq_checks', async () => {
     await loadNft(ns, 'add table inet cni_plugins_masquerade\n');
     const r = await del(ns, 'bridge', 'eth0', 'c1');
-    expect(quietSuccess(r), explain(r)).toEqual({ exitCode: 0, stdout: '' });
+    expect(quietSuccess(r), describeProc(r)).toEqual({ exitCode: 0, stdout: '' });
     expect((await hostState(ns)).nft).toEqual(['table inet cni_plugins_masquerade {', '}'].sort());
   });
 });

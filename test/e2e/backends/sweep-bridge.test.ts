@@ -2,22 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  backendSuite,
-  createNs,
-  explain,
-  hostState,
-  masqChain,
-  removeNs,
-  sweep,
-  tempDir,
-  traces,
-  upstream,
-  without,
-  type Attachment,
-  type HostState,
-  type Ns,
-} from './host.js';
+import { removeNetns } from '../../support/netns.js';
+import { describeProc } from '../../support/proc.js';
+import { backendSuite, createNs, hostState, masqChain, sweep, tempDir, traces, upstream, without, type Attachment, type HostState, type Ns } from './host.js';
 
 /**
  * sweep against host state made by the real Debian bridge plugin (v1.1.1,
@@ -76,7 +63,7 @@ async function add(network: string, id: string, ip?: string): Promise<Container>
   // No IPv6 duplicate address detection wait inside the container.
   await ns.mustExec('sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   const r = await upstream(host, 'bridge', { command: 'ADD', containerId: id, ifname: 'eth0', netns: ns.path, conf: conflist(network, ip ? { ip } : {}) });
-  if (r.exitCode !== 0) throw new Error(explain(r));
+  if (r.exitCode !== 0) throw new Error(describeProc(r));
   const c: Container = { network, id, ns, result: JSON.parse(r.stdout) as unknown };
   containers.push(c);
   return c;
@@ -85,8 +72,8 @@ async function add(network: string, id: string, ip?: string): Promise<Container>
 /** The leak: bridge's DEL with an empty netns releases the IP and leaves masquerading; then the container goes away. */
 async function leak(c: Container, ip?: string): Promise<void> {
   const r = await upstream(host, 'bridge', { command: 'DEL', containerId: c.id, ifname: 'eth0', netns: '', conf: conflist(c.network, ip ? { ip } : {}) });
-  if (r.exitCode !== 0) throw new Error(explain(r));
-  if (c.ns) await removeNs(c.ns);
+  if (r.exitCode !== 0) throw new Error(describeProc(r));
+  if (c.ns) await removeNetns(c.ns);
   c.ns = undefined;
 }
 
@@ -129,8 +116,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of containers) if (c.ns) await removeNs(c.ns);
-  if (host) await removeNs(host);
+  for (const c of containers) if (c.ns) await removeNetns(c.ns);
+  if (host) await removeNetns(host);
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
@@ -152,7 +139,7 @@ describe('sweep on a host made by the real bridge plugin', () => {
 
   it('dry run (--json) lists exactly the orphans, keeps the doubtful one, changes nothing and exits 1', async () => {
     const r = await sweep(host, ['--json', '--state-dir', stateDir]);
-    expect(r.exitCode, explain(r)).toBe(1);
+    expect(r.exitCode, describeProc(r)).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.errors).toEqual([]);
     const rows = report.orphans.map((o) => `${o.where} ${o.network}/${o.containerId} ${o.object} ${o.rules} ${o.ips.join(',')}`).sort();
@@ -174,16 +161,16 @@ describe('sweep on a host made by the real bridge plugin', () => {
 
   it('the text dry run and --network scope agree', async () => {
     const text = await sweep(host, ['--state-dir', stateDir]);
-    expect(text.exitCode, explain(text)).toBe(1);
+    expect(text.exitCode, describeProc(text)).toBe(1);
     expect(text.stdout).toMatch(/^3 orphaned attachments: 5 chains, 15 rules \(0 nft\)/m);
     const scoped = await sweep(host, ['--json', '--state-dir', stateDir, '--network', STATIC]);
-    expect(scoped.exitCode, explain(scoped)).toBe(1);
+    expect(scoped.exitCode, describeProc(scoped)).toBe(1);
     expect((JSON.parse(scoped.stdout) as Report).orphans.map((o) => o.containerId)).toEqual([S2.id]);
   });
 
   it('--apply removes the orphans and nothing else', async () => {
     const r = await sweep(host, ['--apply', '--json', '--state-dir', stateDir]);
-    expect(r.exitCode, explain(r)).toBe(0);
+    expect(r.exitCode, describeProc(r)).toBe(0);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.errors).toEqual([]);
     expect(report.removed).toMatchObject({ chains: 5, jumps: 5, nftRules: 0 });
@@ -196,17 +183,17 @@ describe('sweep on a host made by the real bridge plugin', () => {
 
   it('afterwards a dry run and a second apply find nothing (exit 0)', async () => {
     const dry = await sweep(host, ['--json', '--state-dir', stateDir]);
-    expect(dry.exitCode, explain(dry)).toBe(0);
+    expect(dry.exitCode, describeProc(dry)).toBe(0);
     expect((JSON.parse(dry.stdout) as Report).orphans).toEqual([]);
     const applied = await sweep(host, ['--apply', '--json', '--state-dir', stateDir]);
-    expect(applied.exitCode, explain(applied)).toBe(0);
+    expect(applied.exitCode, describeProc(applied)).toBe(0);
     expect((JSON.parse(applied.stdout) as Report).removed).toMatchObject({ chains: 0, jumps: 0, nftRules: 0 });
     expect(await hostState(host)).toEqual(without(before, { iptables: [at(L1), at(L2), at(S2)] }));
   });
 
   it('live attachments still work with bridge: their own DEL removes their state', async () => {
     const r = await upstream(host, 'bridge', { command: 'DEL', containerId: A2.id, ifname: 'eth0', netns: A2.ns?.path ?? '', conf: conflist(NET) });
-    expect(r.exitCode, explain(r)).toBe(0);
+    expect(r.exitCode, describeProc(r)).toBe(0);
     expect(traces(await hostState(host), at(A2))).toMatchObject({ 'iptables-nft': 0, 'ip6tables-nft': 0 });
   });
 });

@@ -1,19 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-
-export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
-
-export interface PluginConf {
-  readonly type: string;
-  readonly [key: string]: Json;
-}
-
-export interface Conflist {
-  readonly cniVersion: string;
-  readonly name: string;
-  readonly plugins: readonly PluginConf[];
-  readonly [key: string]: Json;
-}
+import { join } from 'node:path';
+import type { Conflist } from '../../support/conflist.js';
+import { REPO_ROOT } from '../../support/guard.js';
 
 function isConflist(v: unknown): v is Conflist {
   if (typeof v !== 'object' || v === null) return false;
@@ -23,7 +11,7 @@ function isConflist(v: unknown): v is Conflist {
 
 /** nerdctl's default network as it ships: /etc/cni/net.d/nerdctl-bridge.conflist (bridge nerdctl0, IPv4 only). */
 export const NERDCTL_BRIDGE: Conflist = (() => {
-  const file = resolve(import.meta.dirname, '../../../examples/nerdctl-bridge.conflist');
+  const file = join(REPO_ROOT, 'examples/nerdctl-bridge.conflist');
   const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
   if (!isConflist(parsed)) throw new Error(`${file} is not a conflist`);
   return parsed;

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { withJanitor, type Conflist } from './conflists.js';
+import type { Conflist } from '../../support/conflist.js';
+import { describeProc } from '../../support/proc.js';
+import { withJanitor } from './conflists.js';
 import { chainName, EMPTY_CENSUS, show, type NatCensus } from './nat.js';
-import { describe as describeProc } from './proc.js';
 import { ContainerdWorld, disposeAllWorlds, type Lifecycle } from './world.js';
 
 /** One runtime default network, as the tests drive it. */

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { execa, type Result } from 'execa';
-import type { Conflist } from './conflists.js';
+import type { Conflist } from '../../support/conflist.js';
+import { JANITOR, requireEnvironment, UPSTREAM_CNI_DIR } from '../../support/guard.js';
+import { describeProc, mustRun, NODE_DIR, run, sleep, SYSTEM_PATH, type ProcResult } from '../../support/proc.js';
 import { census, type NatCensus } from './nat.js';
-import { describe as describeProc, mustRun, run, sleep, type ProcResult } from './proc.js';
 
 /**
  * A private containerd + ctr world for one test:
@@ -24,13 +25,8 @@ import { describe as describeProc, mustRun, run, sleep, type ProcResult } from '
  * and (synchronously, best effort) when the worker is interrupted.
  */
 
-const REPO = resolve(import.meta.dirname, '../../..');
-export const JANITOR = join(REPO, 'dist/masq-janitor');
-const UPSTREAM_CNI_DIR = '/usr/lib/cni';
-const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 /** PATH for containerd, ctr and (through ctr) the plugins: root's usual one, plus this node for the janitor's `#!/usr/bin/env node`. */
-const CHILD_PATH = [dirname(process.execPath), ...SYSTEM_PATH].join(delimiter);
-const CHILD_ENV: Readonly<Record<string, string>> = { PATH: CHILD_PATH, LC_ALL: 'C', HOME: '/root' };
+const CHILD_ENV: Readonly<Record<string, string>> = { PATH: `${NODE_DIR}:${SYSTEM_PATH}`, LC_ALL: 'C', HOME: '/root' };
 
 const TOOLS = ['containerd', 'containerd-shim-runc-v2', 'ctr', 'runc', 'nsenter', 'unshare', 'mount', 'ip', 'iptables', 'ip6tables', 'busybox'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -48,42 +44,18 @@ const STARTUP_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 const RUN_TIMEOUT_MS = 60_000;
 
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function which(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), ...SYSTEM_PATH].filter((d) => d !== '');
-  return dirs.map((d) => join(d, name)).find(executable);
-}
-
 /**
  * This suite needs root and the real containerd, ctr and runc. Without them
  * it FAILS (never skips): call it in beforeAll.
  */
 export function requireContainerdEnvironment(): Readonly<Record<Tool, string>> {
-  const problems: string[] = [];
-  if (process.getuid?.() !== 0) problems.push('not running as root (network and mount namespaces, containerd and iptables need it)');
-  const found: Partial<Record<Tool, string>> = {};
-  for (const t of TOOLS) {
-    const p = which(t);
-    if (p) found[t] = p;
-    else problems.push(`missing ${t} on PATH`);
-  }
-  for (const p of PLUGINS) if (!executable(join(UPSTREAM_CNI_DIR, p))) problems.push(`missing CNI plugin ${UPSTREAM_CNI_DIR}/${p}`);
-  if (!executable(JANITOR)) problems.push(`missing ${JANITOR} (build it: npx tsup)`);
-  if (problems.length > 0) {
-    throw new Error(
-      `masq-janitor containerd e2e environment is not ready:\n  - ${problems.join('\n  - ')}\n` +
-        'Run `make test` (or `make e2e`) as root: it installs containerd, runc, busybox-static, iptables and containernetworking-plugins, and builds dist/masq-janitor.',
-    );
-  }
-  return found as Record<Tool, string>;
+  return requireEnvironment({
+    suite: 'masq-janitor containerd e2e',
+    rootFor: 'network and mount namespaces, containerd and iptables',
+    onPath: TOOLS,
+    executables: PLUGINS.map((p) => join(UPSTREAM_CNI_DIR, p)),
+    hint: 'Run `make test` (or `make e2e`) as root: it installs containerd, runc, busybox-static, iptables and containernetworking-plugins, and builds dist/masq-janitor.',
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
-import { accessSync, constants } from 'node:fs';
-import { execInNetns, type Netns } from './netns.js';
-import type { Toolchain } from './iptables.js';
+import type { Conflist, JsonObject, PluginConf } from '../../support/conflist.js';
+import { executable } from '../../support/guard.js';
+import { nsExec, type Netns } from '../../support/netns.js';
+import type { Toolchain } from '../../support/xtables.js';
 
 /**
  * A small libcni (AddNetworkList / DelNetworkList) that runs every plugin
@@ -12,20 +13,6 @@ import type { Toolchain } from './iptables.js';
  *   cache), except for conflists below 0.4.0 or when the cache is gone;
  * - both stop at the first failing plugin and say which one it was.
  */
-
-export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
-export type JsonObject = { readonly [key: string]: Json };
-
-export interface PluginConf {
-  readonly type: string;
-  readonly [key: string]: Json;
-}
-
-export interface Conflist {
-  readonly cniVersion: string;
-  readonly name: string;
-  readonly plugins: readonly PluginConf[];
-}
 
 /** What the runtime passes for one attachment. */
 export interface Attachment {
@@ -105,7 +92,7 @@ async function invoke(host: CniHost, command: Command, list: Conflist, index: nu
   const conf: JsonObject = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
   const stdin = JSON.stringify(conf);
   const binary = resolvePlugin(host.cniPath, plugin.type);
-  const r = await execInNetns(host.ns, binary, [], {
+  const r = await nsExec(host.ns, binary, [], {
     input: stdin,
     env: {
       PATH: host.toolchain.path,
@@ -122,19 +109,10 @@ async function invoke(host: CniHost, command: Command, list: Conflist, index: nu
 
 /** libcni's FindInPath: the first `<dir>/<type>` on CNI_PATH. */
 function resolvePlugin(cniPath: string, type: string): string {
-  return `${cniPathDirs(cniPath).find((d) => pluginExists(d, type)) ?? '/nonexistent'}/${type}`;
+  return `${cniPathDirs(cniPath).find((d) => executable(`${d}/${type}`)) ?? '/nonexistent'}/${type}`;
 }
 
 const cniPathDirs = (p: string): string[] => p.split(':').filter((d) => d !== '');
-
-function pluginExists(dir: string, type: string): boolean {
-  try {
-    accessSync(`${dir}/${type}`, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function failureOf(call: PluginCall, index: number): PluginFailure {
   return { command: call.command, plugin: call.plugin, index, exitCode: call.exitCode, error: parseObject(call.stdout), stderr: call.stderr };

@@ -1,16 +1,50 @@
 import { afterAll, beforeAll, expect } from 'vitest';
+import { requireEnvironment, UPSTREAM_CNI_DIR } from '../../support/guard.js';
+import { IP, removeAllNetns } from '../../support/netns.js';
+import { disposeVariantPaths, type Family, type Tables } from '../../support/xtables.js';
 import { explain, type DelOutcome } from './cni.js';
-import { requireE2eEnvironment } from './guard.js';
-import { disposeToolchains, lines, masqState, type Family, type NatSnapshot } from './iptables.js';
-import type { Lab } from './lab.js';
-import { removeAllCreatedNetns } from './netns.js';
+import { lines, masqState } from './iptables.js';
+import { JANITOR_DIR, type Lab } from './lab.js';
 
-/** Every e2e file: fail loudly without root/plugins/iptables, and never leave a namespace behind. */
+const REQUIRED_EXECUTABLES = [
+  `${UPSTREAM_CNI_DIR}/bridge`,
+  `${UPSTREAM_CNI_DIR}/ptp`,
+  `${UPSTREAM_CNI_DIR}/host-local`,
+  IP,
+  '/usr/bin/nsenter',
+  '/usr/sbin/iptables',
+  '/usr/sbin/ip6tables',
+  '/usr/sbin/iptables-save',
+  '/usr/sbin/iptables-restore',
+  '/usr/sbin/ip6tables-save',
+  '/usr/sbin/ip6tables-restore',
+  '/usr/sbin/iptables-legacy',
+  '/usr/sbin/iptables-legacy-save',
+  '/usr/sbin/iptables-legacy-restore',
+  '/usr/sbin/ip6tables-legacy',
+  '/usr/sbin/ip6tables-legacy-save',
+  '/usr/sbin/ip6tables-legacy-restore',
+  '/usr/sbin/nft',
+];
+
+/**
+ * Every e2e file: the suite drives real plugins and real iptables as root,
+ * so a machine without them FAILS it (never skips); and it never leaves a
+ * namespace behind.
+ */
 export function e2eSuite(): void {
-  beforeAll(() => requireE2eEnvironment());
+  beforeAll(() => {
+    requireEnvironment({
+      suite: 'masq-janitor e2e',
+      rootFor: 'network namespaces and iptables',
+      executables: REQUIRED_EXECUTABLES,
+      janitor: `${JANITOR_DIR}/masq-janitor`,
+      hint: 'Run `make test` (or `make e2e`) as root: it installs iptables, containernetworking-plugins and the rest, and builds dist/masq-janitor.',
+    });
+  });
   afterAll(async () => {
-    await removeAllCreatedNetns();
-    disposeToolchains();
+    await removeAllNetns();
+    disposeVariantPaths();
   });
 }
 
@@ -20,14 +54,14 @@ export function expectDelOk(out: DelOutcome): void {
 }
 
 /** Both nat tables (full save text, counters and comments stripped) and the nft ruleset are exactly `expected`. */
-export function expectNat(actual: NatSnapshot, expected: NatSnapshot, what: string): void {
+export function expectNat(actual: Tables, expected: Tables, what: string): void {
   expect(actual.v4, `iptables nat: ${what}`).toBe(expected.v4);
   expect(actual.v6, `ip6tables nat: ${what}`).toBe(expected.v6);
   expect(actual.nft, `nft ruleset: ${what}`).toBe(expected.nft);
 }
 
 /** Every line the lab started with (kube-proxy, Docker, user and other-network rules) is still there. */
-export function expectForeignIntact(lab: Lab, snap: NatSnapshot): void {
+export function expectForeignIntact(lab: Lab, snap: Tables): void {
   for (const family of ['v4', 'v6'] as const) {
     const have = new Set(lines(snap[family]));
     const missing = lines(lab.pristine[family]).filter((l) => !have.has(l));
@@ -39,7 +73,7 @@ export function expectForeignIntact(lab: Lab, snap: NatSnapshot): void {
  * bridge/ptp set up masquerading for `containerId` in `family`: its chain with
  * ACCEPT + MASQUERADE, and one POSTROUTING jump per address of that family.
  */
-export function expectMasq(lab: Lab, snap: NatSnapshot, containerId: string, family: Family, ips: readonly string[]): void {
+export function expectMasq(lab: Lab, snap: Tables, containerId: string, family: Family, ips: readonly string[]): void {
   const s = masqState(family === 4 ? snap.v4 : snap.v6, lab.network, containerId);
   const chain = lab.chain(containerId);
   expect(s.chainDeclared, `${chain} declared (IPv${family})`).toBe(true);
@@ -49,7 +83,7 @@ export function expectMasq(lab: Lab, snap: NatSnapshot, containerId: string, fam
 }
 
 /** No trace of `containerId` on this lab's network in either family. */
-export function expectNoMasq(lab: Lab, snap: NatSnapshot, containerId: string): void {
+export function expectNoMasq(lab: Lab, snap: Tables, containerId: string): void {
   for (const [family, text] of [
     [4, snap.v4],
     [6, snap.v6],

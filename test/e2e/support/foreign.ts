@@ -1,5 +1,6 @@
-import { iptablesRestore, masqChain, type Family, type Toolchain } from './iptables.js';
-import type { Netns } from './netns.js';
+import type { Netns } from '../../support/netns.js';
+import { restore, type Family, type Toolchain } from '../../support/xtables.js';
+import { masqChain } from './iptables.js';
 
 /** Another network's CNI state, in the exact shape bridge writes it. */
 function foreignCniRules(family: Family, network: string, containerId: string, hostIp: string, subnet: string): { declare: string; rules: string[] } {
@@ -42,6 +43,6 @@ export async function installForeignRules(host: Netns, tc: Toolchain, sharedId: 
       'COMMIT',
       '',
     ].join('\n');
-    await iptablesRestore(host, tc, family, text);
+    await restore(host, tc, family, text);
   }
 }

@@ -1,116 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { execInNetns, type Netns } from './netns.js';
-import { describeFailure } from './proc.js';
+import { nsMust, type Netns } from '../../support/netns.js';
+import type { Family, Toolchain } from '../../support/xtables.js';
 
 /**
- * Which iptables bridge and masq-janitor get. Both resolve plain `iptables`
- * (and the janitor `iptables-save`/`-restore`) on PATH, so the variant is a
- * PATH: Debian's default (nft) from /usr/sbin, or a directory of symlinks
- * to the legacy binaries put in front of it.
+ * What bridge/ptp leave in a nat table, read out of iptables-save text.
+ * Names are computed here independently of src/.
  */
 
-export type Variant = 'nft' | 'legacy';
-export const VARIANTS: readonly Variant[] = ['nft', 'legacy'];
-
-export type Family = 4 | 6;
-
-export interface Toolchain {
-  readonly variant: Variant;
-  /** PATH for every plugin and iptables invocation of this variant (node included, for the janitor's shebang). */
-  readonly path: string;
-}
-
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const LEGACY_LINKS: Readonly<Record<string, string>> = {
-  iptables: 'iptables-legacy',
-  'iptables-save': 'iptables-legacy-save',
-  'iptables-restore': 'iptables-legacy-restore',
-  ip6tables: 'ip6tables-legacy',
-  'ip6tables-save': 'ip6tables-legacy-save',
-  'ip6tables-restore': 'ip6tables-legacy-restore',
-};
-
-let legacyDir: string | undefined;
-
-export function toolchain(variant: Variant): Toolchain {
-  const nodeDir = dirname(process.execPath);
-  if (variant === 'nft') return { variant, path: `${SYSTEM_PATH}:${nodeDir}` };
-  if (legacyDir === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'mjt-legacy-bin-'));
-    for (const [name, target] of Object.entries(LEGACY_LINKS)) symlinkSync(`/usr/sbin/${target}`, join(dir, name));
-    legacyDir = dir;
-  }
-  return { variant, path: `${legacyDir}:${SYSTEM_PATH}:${nodeDir}` };
-}
-
-/** Remove the legacy symlink directory (afterAll). */
-export function disposeToolchains(): void {
-  if (legacyDir !== undefined) rmSync(legacyDir, { recursive: true, force: true });
-  legacyDir = undefined;
-}
-
-const tool = (family: Family, suffix: '' | '-save' | '-restore'): string => `${family === 4 ? 'iptables' : 'ip6tables'}${suffix}`;
-
-/** `iptables <args>` (or ip6tables) inside `ns` with this variant; throws on failure. */
-export async function iptables(ns: Netns, tc: Toolchain, family: Family, args: readonly string[]): Promise<string> {
-  const r = await execInNetns(ns, tool(family, ''), ['-w', '-t', 'nat', ...args], { env: { PATH: tc.path } });
-  if (r.exitCode !== 0) throw new Error(describeFailure(r));
-  return r.stdout;
-}
-
-/** Feed `iptables-restore --noflush` inside `ns`; throws on failure. */
-export async function iptablesRestore(ns: Netns, tc: Toolchain, family: Family, text: string): Promise<void> {
-  const r = await execInNetns(ns, tool(family, '-restore'), ['-w', '--noflush'], { env: { PATH: tc.path }, input: text });
-  if (r.exitCode !== 0) throw new Error(describeFailure(r));
-}
-
-/** `iptables --version` inside `ns`: proves which backend a toolchain really reaches. */
-export async function iptablesVersion(ns: Netns, tc: Toolchain, family: Family): Promise<string> {
-  const r = await execInNetns(ns, tool(family, ''), ['--version'], { env: { PATH: tc.path } });
-  if (r.exitCode !== 0) throw new Error(describeFailure(r));
-  return r.stdout.trim();
-}
-
-/**
- * Both nat tables of one namespace as normalized save text, plus the whole
- * nftables ruleset (iptables-nft's tables and any table a plugin made with
- * nft itself, e.g. upstream's `inet cni_plugins_masquerade`).
- */
-export interface NatSnapshot {
-  readonly v4: string;
-  readonly v6: string;
-  readonly nft: string;
-}
-
-/** `families` [4] leaves the ip6 nat table alone (a legacy save would instantiate it); v6 is then ''. */
-export async function natSnapshot(ns: Netns, tc: Toolchain, families: readonly Family[] = [4, 6]): Promise<NatSnapshot> {
-  const save = (f: Family): Promise<string> => (families.includes(f) ? saveNat(ns, tc, f) : Promise.resolve(''));
-  const [v4, v6, nft] = await Promise.all([save(4), save(6), nftRuleset(ns)]);
-  return { v4, v6, nft };
-}
-
-async function saveNat(ns: Netns, tc: Toolchain, family: Family): Promise<string> {
-  const r = await execInNetns(ns, tool(family, '-save'), ['-t', 'nat'], { env: { PATH: tc.path } });
-  if (r.exitCode !== 0) throw new Error(describeFailure(r));
-  return normalizeSave(r.stdout);
-}
-
-async function nftRuleset(ns: Netns): Promise<string> {
-  const r = await execInNetns(ns, '/usr/sbin/nft', ['list', 'ruleset']);
-  if (r.exitCode !== 0) throw new Error(describeFailure(r));
-  return r.stdout.replace(/counter packets \d+ bytes \d+/g, 'counter').trimEnd();
-}
-
-/** Drop comment/header lines (`# Generated by`, nft's legacy warning) and packet counters. */
-export function normalizeSave(text: string): string {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
-    .map((l) => l.replace(/^\[\d+:\d+\] /, '').replace(/ \[\d+:\d+\]$/, ''))
-    .join('\n');
+/** `iptables -w -t nat <args>` (or ip6tables) inside `ns` with this variant; throws on failure. */
+export function iptables(ns: Netns, tc: Toolchain, family: Family, args: readonly string[]): Promise<string> {
+  return nsMust(ns, family === 4 ? 'iptables' : 'ip6tables', ['-w', '-t', 'nat', ...args], { env: { PATH: tc.path } });
 }
 
 export const lines = (saveText: string): string[] => saveText.split('\n');

@@ -1,13 +1,14 @@
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { addNetworkList, delNetworkList, explain, type Attachment, type CniHost, type Conflist, type DelOutcome, type JsonObject, type PluginConf } from './cni.js';
-import { JANITOR_DIR, UPSTREAM_CNI_DIR } from './guard.js';
+import { join, resolve } from 'node:path';
+import type { Conflist, JsonObject, PluginConf } from '../../support/conflist.js';
+import { REPO_ROOT, UPSTREAM_CNI_DIR } from '../../support/guard.js';
+import { createNetns, nsExec, nsMust, randomHex, removeNetns, type Netns } from '../../support/netns.js';
+import { iptablesVersion, legacyNatLoaded, natSnapshot, toolchain, type Family, type Tables, type Toolchain, type Variant } from '../../support/xtables.js';
+import { addNetworkList, delNetworkList, explain, type Attachment, type CniHost, type DelOutcome } from './cni.js';
 import { installForeignRules } from './foreign.js';
-import { iptables, iptablesVersion, masqChain, natSnapshot, toolchain, type Family, type NatSnapshot, type Toolchain, type Variant } from './iptables.js';
-import { createNetns, execInNetns, randomHex, removeNetns, type Netns } from './netns.js';
-import { describeFailure } from './proc.js';
+import { iptables, masqChain } from './iptables.js';
 
 /**
  * One test's world: a throwaway "host" namespace holding the bridge and the
@@ -15,6 +16,13 @@ import { describeFailure } from './proc.js';
  * name and subnets, a host-local data dir and the containers' namespaces.
  * `withLab` always tears all of it down, also when the test fails.
  */
+
+/**
+ * The directory CNI_PATH must include for the plugin under test.
+ * MJT_PLUGIN_DIR points the suite at another build (a standalone binary, a
+ * deliberately broken plugin to prove the suite catches it).
+ */
+export const JANITOR_DIR = process.env.MJT_PLUGIN_DIR ? resolve(process.env.MJT_PLUGIN_DIR) : join(REPO_ROOT, 'dist');
 
 export const IFNAME = 'eth0';
 
@@ -75,12 +83,12 @@ export class Lab {
   readonly tmp: string;
   readonly janitorLog: string;
   /** Nat tables right after the foreign rules went in, before any container. */
-  readonly pristine: NatSnapshot;
+  readonly pristine: Tables;
   /** A container ID that another network's (foreign) chain also uses. */
   readonly sharedId: string;
   private readonly namespaces: Netns[];
 
-  private constructor(host: Netns, tc: Toolchain, tmp: string, sharedId: string, pristine: NatSnapshot) {
+  private constructor(host: Netns, tc: Toolchain, tmp: string, sharedId: string, pristine: Tables) {
     const tag = randomHex(4);
     this.host = host;
     this.toolchain = tc;
@@ -101,8 +109,8 @@ export class Lab {
     const tmp = mkdtempSync(join(tmpdir(), 'mjt-lab-'));
     let host: Netns | undefined;
     try {
-      host = await createNetns('host', { ipv6: true });
-      const version = await iptablesVersion(host, tc, 4);
+      host = await createNetns('mjt-host');
+      const version = await iptablesVersion(host, tc);
       const expected = variant === 'nft' ? '(nf_tables)' : '(legacy)';
       if (!version.includes(expected)) throw new Error(`toolchain ${variant} reaches "${version}", expected ${expected}`);
       const sharedId = newContainerId();
@@ -131,7 +139,7 @@ export class Lab {
 
   /** A new container: an ID in nerdctl's `<namespace>-<id>` form and its own netns. */
   async container(id: string = newContainerId()): Promise<Container> {
-    const ns = await createNetns('ctr', { ipv6: true });
+    const ns = await createNetns('mjt-ctr');
     this.namespaces.push(ns);
     return { id, ns };
   }
@@ -207,31 +215,22 @@ export class Lab {
       case 'alive':
         return c.ns.path;
       case 'iface-gone': {
-        const r = await execInNetns(c.ns, 'ip', ['link', 'show', IFNAME], { env: { PATH: this.toolchain.path } });
-        if (r.exitCode === 0) {
-          const d = await execInNetns(c.ns, 'ip', ['link', 'del', IFNAME], { env: { PATH: this.toolchain.path } });
-          if (d.exitCode !== 0) throw new Error(describeFailure(d));
-        }
+        const r = await nsExec(c.ns, 'ip', ['link', 'show', IFNAME]);
+        if (r.exitCode === 0) await nsMust(c.ns, 'ip', ['link', 'del', IFNAME]);
         return c.ns.path;
       }
     }
   }
 
   /** Pass [4] to leave the ip6 nat table alone (see LabOptions.ipv6NatUntouched). */
-  snapshot(families?: readonly Family[]): Promise<NatSnapshot> {
+  snapshot(families?: readonly Family[]): Promise<Tables> {
     return natSnapshot(this.host, this.toolchain, families);
   }
 
   /** Which nat tables exist in the host namespace, without instantiating any. */
   async natTables(): Promise<NatTables> {
-    const env = { PATH: this.toolchain.path };
-    const names = async (family: Family): Promise<boolean> => {
-      const r = await execInNetns(this.host, 'cat', [family === 4 ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names'], { env });
-      return r.exitCode === 0 && r.stdout.split('\n').includes('nat');
-    };
-    const nft = await execInNetns(this.host, 'nft', ['list', 'tables'], { env });
-    if (nft.exitCode !== 0) throw new Error(describeFailure(nft));
-    return { legacy4: await names(4), legacy6: await names(6), nft: nft.stdout.split('\n').filter((l) => l.trim() !== '') };
+    const nft = await nsMust(this.host, 'nft', ['list', 'tables']);
+    return { legacy4: await legacyNatLoaded(this.host, 4), legacy6: await legacyNatLoaded(this.host, 6), nft: nft.split('\n').filter((l) => l.trim() !== '') };
   }
 
   iptables(family: Family, args: readonly string[]): Promise<string> {

@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep } from './proc.js';
+import { sleep } from '../../support/proc.js';
 
 /**
  * Each hardening file records its figures in .figures/<file>.json; FIGURES.md

@@ -1,76 +1,13 @@
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { nsExec, nsMust, SYSTEM_PATH, type Netns } from './netns.js';
-import { describe as describeProc, type ProcResult } from './proc.js';
-import { JANITOR, NODE, normalizeSave } from './ref.js';
+import { JANITOR } from '../../support/guard.js';
+import { nsExec, rootRulesetMentions, type Netns } from '../../support/netns.js';
+import { NODE, type ProcResult } from '../../support/proc.js';
 
 /**
- * A throwaway "host" namespace as the janitor sees it: an iptables variant
- * chosen by PATH (Debian's default nft, or a directory of symlinks to the
- * legacy binaries in front of it), snapshots of every table, and the
- * janitor run inside it.
+ * The janitor as the hardening suite runs it inside a throwaway "host"
+ * namespace (`mjh-<role>-<random>`, see test/support/netns.ts), and what the
+ * suite checks around it. Tables, PATH variants and snapshots are in
+ * test/support/xtables.ts.
  */
-
-export type Variant = 'nft' | 'legacy';
-
-const LEGACY_LINKS: Readonly<Record<string, string>> = {
-  iptables: 'iptables-legacy',
-  'iptables-save': 'iptables-legacy-save',
-  'iptables-restore': 'iptables-legacy-restore',
-  ip6tables: 'ip6tables-legacy',
-  'ip6tables-save': 'ip6tables-legacy-save',
-  'ip6tables-restore': 'ip6tables-legacy-restore',
-};
-
-const made: string[] = [];
-
-/** PATH for this variant; the legacy one puts symlinks to the legacy binaries first. */
-export function variantPath(variant: Variant): string {
-  if (variant === 'nft') return SYSTEM_PATH;
-  const dir = mkdtempSync(join(tmpdir(), 'mjh-legacy-bin-'));
-  for (const [name, target] of Object.entries(LEGACY_LINKS)) symlinkSync(`/usr/sbin/${target}`, join(dir, name));
-  made.push(dir);
-  return `${dir}:${SYSTEM_PATH}`;
-}
-
-export function disposeVariantPaths(): void {
-  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-export async function restoreIn(ns: Netns, path: string, family: 4 | 6, text: string, flush = false): Promise<void> {
-  await nsMust(ns, family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['-w', '5', ...(flush ? [] : ['--noflush'])], { env: { PATH: path }, input: text });
-}
-
-export async function nftIn(ns: Netns, text: string): Promise<void> {
-  await nsMust(ns, 'nft', ['-f', '-'], { input: text });
-}
-
-export interface Tables {
-  /** `iptables-save` (every table), normalized. */
-  readonly v4: string;
-  readonly v6: string;
-  /** `nft list ruleset` minus the tables iptables-nft manages (those are in v4/v6), counters stripped. */
-  readonly nft: string;
-}
-
-export async function snapshot(ns: Netns, path: string): Promise<Tables> {
-  const [v4, v6, nft] = await Promise.all([
-    nsMust(ns, 'iptables-save', [], { env: { PATH: path } }),
-    nsMust(ns, 'ip6tables-save', [], { env: { PATH: path } }),
-    nsMust(ns, 'nft', ['list', 'ruleset']),
-  ]);
-  return { v4: normalizeSave(v4), v6: normalizeSave(v6), nft: nativeNft(nft) };
-}
-
-/** Keep only nft tables that iptables-nft does not own, one block per table. */
-export function nativeNft(text: string): string {
-  const blocks = text.split(/^(?=table )/m).filter((b) => b.startsWith('table '));
-  return blocks
-    .filter((b) => !/^table (ip|ip6) (nat|filter|mangle|raw|security) \{/.test(b))
-    .map((b) => b.replace(/counter packets \d+ bytes \d+/g, 'counter').trimEnd())
-    .join('\n');
-}
 
 export interface JanitorRun extends ProcResult {
   /** Problems with the CNI protocol shape of stdout (empty or one JSON document). */
@@ -98,7 +35,8 @@ export async function janitor(ns: Netns, env: Record<string, string>, stdin: str
   return { ...r, protocolProblems: problems, reply };
 }
 
-export const explain = (r: ProcResult): string => describeProc(r);
+/** Guard: lines of the root namespace's nftables ruleset that mention this suite's names (there must be none). */
+export const rootMentions = (): Promise<string[]> => rootRulesetMentions(/mjh-|mjh_/);
 
 /** Lines of a that b lacks, and lines of b that a lacks: for readable table diffs. */
 export function lineDiff(a: string, b: string): string {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
 
 /**
  * Independent statements of what upstream bridge/ptp create and what the
@@ -7,9 +6,6 @@ import { resolve } from 'node:path';
  * ipmasq_*_linux.go), not imported from src/: a test that reused the
  * planner's own helpers could not catch the planner being wrong.
  */
-
-export const JANITOR = resolve(import.meta.dirname, '../../../dist/masq-janitor');
-export const NODE = process.execPath;
 
 export const SUPPORTED = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 /** CNI names and container IDs (libcni pkg/utils). */
@@ -52,15 +48,6 @@ export function nftComment(network: string, ifname: string, containerId: string)
 
 export function nftPrefix(network: string, ifname: string, containerId: string): string {
   return `${sha512(network).slice(0, 16)}-${sha512(`${ifname}:${containerId}`).slice(0, 16)}`;
-}
-
-/** Drop `#` lines, blank lines and packet counters from iptables-save output. */
-export function normalizeSave(text: string): string {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
-    .map((l) => l.replace(/^\[\d+:\d+\] /, '').replace(/ \[\d+:\d+\]$/, ''))
-    .join('\n');
 }
 
 /** Split a rule line the way iptables-restore does (quotes group, backslash escapes inside quotes). */

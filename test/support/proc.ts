@@ -1,14 +1,28 @@
+import { dirname } from 'node:path';
 import { execa } from 'execa';
 
-/** What one child process did. Never a rejection: callers decide what a failure means. */
+/**
+ * Child processes for every suite that drives real tools: each one bounded by
+ * a timeout, never a rejection (callers decide what a failure means).
+ */
+
+/** root's usual PATH: what a child gets when nothing else is said. */
+export const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** This node, for running the janitor bundle directly. */
+export const NODE = process.execPath;
+/** Put on a child's PATH for the janitor's `#!/usr/bin/env node`. */
+export const NODE_DIR = dirname(process.execPath);
+
+/** What one child process did. */
 export interface ProcResult {
   readonly command: string;
-  /** undefined when the process was killed or never started. */
+  /** undefined when the process was killed (timeout, signal) or never started. */
   readonly exitCode: number | undefined;
   readonly signal: string | undefined;
   readonly stdout: string;
   readonly stderr: string;
   readonly timedOut: boolean;
+  /** Wall time, whole milliseconds. */
   readonly ms: number;
 }
 
@@ -16,11 +30,13 @@ export interface ProcOptions {
   readonly input?: string;
   /** The child's whole environment (nothing is inherited when this is set). */
   readonly env?: Readonly<Record<string, string>>;
+  /** 60 s unless said otherwise; a child still running then is SIGKILLed. */
   readonly timeoutMs?: number;
 }
 
+/** Run a process to completion (or its timeout); a non-zero exit is reported, not thrown. */
 export async function run(file: string, args: readonly string[], opts: ProcOptions = {}): Promise<ProcResult> {
-  const t0 = performance.now();
+  const started = performance.now();
   const r = await execa(file, [...args], {
     reject: false,
     input: opts.input ?? '',
@@ -37,18 +53,21 @@ export async function run(file: string, args: readonly string[], opts: ProcOptio
     stdout: typeof r.stdout === 'string' ? r.stdout : '',
     stderr: typeof r.stderr === 'string' && r.stderr !== '' ? r.stderr : r.exitCode === undefined ? (r.message ?? '') : '',
     timedOut: r.timedOut,
-    ms: performance.now() - t0,
+    ms: Math.round(performance.now() - started),
   };
 }
 
+/** Run a process that must succeed; throws with its output otherwise. */
 export async function mustRun(file: string, args: readonly string[], opts: ProcOptions = {}): Promise<string> {
   const r = await run(file, args, opts);
-  if (r.exitCode !== 0) throw new Error(describe(r));
+  if (r.exitCode !== 0) throw new Error(describeProc(r));
   return r.stdout;
 }
 
-export function describe(r: ProcResult): string {
-  return `\`${r.command.slice(0, 300)}\` exited ${r.exitCode ?? r.signal ?? 'abnormally'}${r.timedOut ? ' (timed out)' : ''}\n--- stdout\n${r.stdout.slice(0, 4000)}\n--- stderr\n${r.stderr.slice(0, 4000)}`;
+/** A process's outcome for failure messages (long command lines and outputs cut). */
+export function describeProc(r: ProcResult): string {
+  const how = r.timedOut ? 'timed out' : `exited ${r.exitCode ?? r.signal ?? 'abnormally'}`;
+  return `\`${r.command.slice(0, 300)}\` ${how} after ${r.ms} ms\n--- stdout\n${r.stdout.trimEnd().slice(0, 4000)}\n--- stderr\n${r.stderr.trimEnd().slice(0, 4000)}`;
 }
 
 /** Run async jobs with at most `limit` in flight; results in input order. */
@@ -66,4 +85,4 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: 
   return out;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nsExec, nsMust, type Netns } from './netns.js';
+import { NODE_DIR, SYSTEM_PATH } from './proc.js';
+
+/**
+ * Which iptables a namespace's tools reach, and what its tables hold.
+ *
+ * bridge, ptp and masq-janitor resolve plain `iptables` (and the janitor
+ * `iptables-save`/`-restore`) on PATH, so the variant is a PATH: Debian's
+ * default (nft) from /usr/sbin, or a directory of symlinks to the legacy
+ * binaries put in front of it. Nothing here imports src/.
+ */
+
+export type Variant = 'nft' | 'legacy';
+export const VARIANTS: readonly Variant[] = ['nft', 'legacy'];
+
+export type Family = 4 | 6;
+
+export interface Toolchain {
+  readonly variant: Variant;
+  /** PATH for every plugin and iptables invocation of this variant (node included, for the janitor's shebang). */
+  readonly path: string;
+}
+
+/** Where a helper finds iptables: a PATH, or a toolchain's. */
+export type Tools = string | Toolchain;
+
+const pathOf = (tools: Tools): string => (typeof tools === 'string' ? tools : tools.path);
+
+const LEGACY_LINKS: Readonly<Record<string, string>> = {
+  iptables: 'iptables-legacy',
+  'iptables-save': 'iptables-legacy-save',
+  'iptables-restore': 'iptables-legacy-restore',
+  ip6tables: 'ip6tables-legacy',
+  'ip6tables-save': 'ip6tables-legacy-save',
+  'ip6tables-restore': 'ip6tables-legacy-restore',
+};
+
+let legacyDir: string | undefined;
+
+/** PATH for this variant (made on first use, one per process); the legacy one puts symlinks to the legacy binaries first. */
+export function variantPath(variant: Variant): string {
+  if (variant === 'nft') return SYSTEM_PATH;
+  if (legacyDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'mj-legacy-bin-'));
+    for (const [name, target] of Object.entries(LEGACY_LINKS)) symlinkSync(`/usr/sbin/${target}`, join(dir, name));
+    legacyDir = dir;
+  }
+  return `${legacyDir}:${SYSTEM_PATH}`;
+}
+
+/** variantPath with node's directory last, for running plugins and the janitor by name. */
+export function toolchain(variant: Variant): Toolchain {
+  return { variant, path: `${variantPath(variant)}:${NODE_DIR}` };
+}
+
+/** Remove the legacy symlink directory (afterAll). */
+export function disposeVariantPaths(): void {
+  if (legacyDir !== undefined) rmSync(legacyDir, { recursive: true, force: true });
+  legacyDir = undefined;
+}
+
+const tool = (family: Family, suffix: '' | '-save' | '-restore'): string => `${family === 4 ? 'iptables' : 'ip6tables'}${suffix}`;
+
+/** `iptables --version` inside `ns`: proves which backend a toolchain really reaches. */
+export async function iptablesVersion(ns: Netns, tools: Tools, family: Family = 4): Promise<string> {
+  return (await nsMust(ns, tool(family, ''), ['--version'], { env: { PATH: pathOf(tools) } })).trim();
+}
+
+/** Feed `iptables-restore` (or ip6tables-restore) inside `ns`, by default with --noflush; throws on failure. */
+export async function restore(ns: Netns, tools: Tools, family: Family, text: string, flush = false): Promise<void> {
+  await nsMust(ns, tool(family, '-restore'), ['-w', ...(flush ? [] : ['--noflush'])], { env: { PATH: pathOf(tools) }, input: text });
+}
+
+/** Feed `nft -f -` inside `ns`; throws on failure. */
+export async function loadNft(ns: Netns, text: string): Promise<void> {
+  await nsMust(ns, 'nft', ['-f', '-'], { input: text });
+}
+
+/** iptables-save and ip6tables-save text and the nftables ruleset of one namespace, normalized. */
+export interface Tables {
+  readonly v4: string;
+  readonly v6: string;
+  readonly nft: string;
+}
+
+/**
+ * Both nat tables as normalized save text, plus the whole nftables ruleset
+ * (iptables-nft's tables and any table a plugin made with nft itself, e.g.
+ * upstream's `inet cni_plugins_masquerade`). `families` [4] leaves the ip6
+ * nat table alone (a legacy save would instantiate it); v6 is then ''.
+ */
+export async function natSnapshot(ns: Netns, tools: Tools, families: readonly Family[] = [4, 6]): Promise<Tables> {
+  const save = (f: Family): Promise<string> => (families.includes(f) ? saveTables(ns, tools, f, ['-t', 'nat']) : Promise.resolve(''));
+  const [v4, v6, nft] = await Promise.all([save(4), save(6), nsMust(ns, 'nft', ['list', 'ruleset'])]);
+  return { v4, v6, nft: stripNftCounters(nft).trimEnd() };
+}
+
+/** Every table of both families, and the nft tables iptables-nft does not manage (those are in v4/v6). */
+export async function snapshot(ns: Netns, tools: Tools): Promise<Tables> {
+  const [v4, v6, nft] = await Promise.all([saveTables(ns, tools, 4, []), saveTables(ns, tools, 6, []), nsMust(ns, 'nft', ['list', 'ruleset'])]);
+  return { v4, v6, nft: nativeNft(nft) };
+}
+
+async function saveTables(ns: Netns, tools: Tools, family: Family, args: readonly string[]): Promise<string> {
+  return normalizeSave(await nsMust(ns, tool(family, '-save'), args, { env: { PATH: pathOf(tools) } }));
+}
+
+/** Drop comment/header lines (`# Generated by`, nft's legacy warning), blank lines and packet counters from iptables-save output. */
+export function normalizeSave(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
+    .map((l) => l.replace(/^\[\d+:\d+\] /, '').replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n');
+}
+
+export const stripNftCounters = (text: string): string => text.replace(/counter packets \d+ bytes \d+/g, 'counter');
+
+/** Keep only nft tables that iptables-nft does not own, one block per table, counters stripped. */
+export function nativeNft(text: string): string {
+  const blocks = text.split(/^(?=table )/m).filter((b) => b.startsWith('table '));
+  return blocks
+    .filter((b) => !/^table (ip|ip6) (nat|filter|mangle|raw|security) \{/.test(b))
+    .map((b) => stripNftCounters(b).trimEnd())
+    .join('\n');
+}
+
+/** Whether the legacy nat table of `family` exists in `ns`, read from /proc without instantiating it (a legacy save would). */
+export async function legacyNatLoaded(ns: Netns, family: Family): Promise<boolean> {
+  const r = await nsExec(ns, 'cat', [family === 4 ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names']);
+  return r.exitCode === 0 && r.stdout.split('\n').includes('nat');
+}
