@@ -11,7 +11,7 @@ function isConflist(v: unknown): v is Conflist {
 
 /** nerdctl's default network as it ships: /etc/cni/net.d/nerdctl-bridge.conflist (bridge nerdctl0, IPv4 only). */
 export const NERDCTL_BRIDGE: Conflist = (() => {
-  const file = join(REPO_ROOT, 'examples/nerdctl-bridge.conflist');
+  const file = join(REPO_ROOT, 'examples/original/nerdctl-bridge.conflist');
   const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
   if (!isConflist(parsed)) throw new Error(`${file} is not a conflist`);
   return parsed;
