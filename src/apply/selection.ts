@@ -74,6 +74,7 @@ export async function applyToTable(
     const plan: IptablesPlan = planSelection(snapshot, doomed);
     if (isEmptyPlan(plan)) return ok({ table: name, jumps, chains, transactions });
     const parts = chunkPlan(plan, chunkSize(state.xt));
+    if (attempt === 1) progress(`${name}: removing ${plan.remove.length} chains and ${plan.jumps.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
     let failed = false;
     for (const [i, part] of parts.entries()) {
       if (parts.length > 1) progress(`${name}: transaction ${i + 1}/${parts.length} (${part.remove.length} chains)`);
@@ -120,7 +121,9 @@ export async function applySelection(
     else errors.push(r.error.message);
   }
   let nftRules = 0;
-  if (state.nft !== undefined && nftPlan(state.nft).rules.length > 0) {
+  const nftDoomed = state.nft === undefined ? 0 : nftPlan(state.nft).rules.length;
+  if (nftDoomed > 0) {
+    progress(`nft inet cni_plugins_masquerade: removing ${nftDoomed} rules`);
     const r: Result<{ rules: number }, NftError> = await removeNftRules(run, nftPlan);
     if (r.ok) nftRules = r.value.rules;
     else errors.push(r.error.message);

@@ -10,6 +10,7 @@ import type { NftOwner } from '../plan/nft-rules.js';
 import { describeIptables, describeNft, renderTable, type OrphanRow } from '../plan/orphans.js';
 import { looksLikeStateDir, readRecorded } from '../state/recorded.js';
 import { stdio } from './output.js';
+import { createLogger } from '../log.js';
 import { loadJanitorSettings } from './settings.js';
 
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--config FILE]
@@ -24,7 +25,8 @@ reservations (<state-dir>/networks). Dry run by default.
   --json            machine-readable output on stdout
   --state-dir DIR   root holding results/ and networks/ (default /var/lib/cni)
   --network NAME    only this network
-  --config FILE     a conflist or plugin config whose masq-janitor entry gives lockWait
+  --config FILE     a conflist or plugin config whose masq-janitor entry gives
+                    lockWait, and logFile/logLevel for a record of what --apply removed
   -h, --help        this text
 
 Exit status: 0 nothing orphaned (or all removed with --apply), 1 orphans
@@ -125,5 +127,10 @@ export async function sweep(argv: string[]): Promise<number> {
     out(`removed ${removed.chains} chains, ${removed.jumps} POSTROUTING jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${removed.seconds.toFixed(2)} s)${result.errors.length ? `; ${result.errors.length} errors` : ''}.\n`);
   }
   for (const e of result.errors) err(`masq-janitor sweep: ${e}\n`);
+  // The janitor's own log (logFile/logLevel from --config) keeps a record of what an operator removed.
+  const log = createLogger(settings.value, { plugin: 'masq-janitor', command: 'sweep' }, (line) => err(line + '\n'));
+  log.info({ orphans: rows.length, totals, removed }, 'sweep applied');
+  for (const e of result.errors) log.error({ error: e }, 'sweep error');
+  await log.flush();
   return result.errors.length > 0 ? 1 : 0;
 }
