@@ -152,7 +152,9 @@ describe('applyToTable', () => {
     const progress: string[] = [];
     const r = await applyToTable(run, { xt: xtables(4, 'nft'), snapshot: parseSave(toSave(m)) }, () => true, 5, (l) => progress.push(l));
     expect(r).toEqual({ ok: true, value: { table: 'iptables-nft nat', jumps: 2001, chains: 2001, transactions: 3 } });
-    expect(progress).toHaveLength(3);
+    // One line announcing the table, then one per transaction.
+    expect(progress[0]).toBe('iptables-nft nat: removing 2001 chains and 2001 jumps in 3 transactions');
+    expect(progress).toHaveLength(4);
     // Applied in order, the transactions leave an empty table; each one is valid on its own.
     let cur = m;
     for (const c of run.calls) cur = applyRestore(cur, c.input ?? '');
