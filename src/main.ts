@@ -1,5 +1,5 @@
 import { readSync } from 'node:fs';
-import { SUPPORTED_VERSIONS } from './cni/versions.js';
+import { SUPPORTED_VERSIONS, versionReply } from './cni/versions.js';
 import { writeAll } from './write-all.js';
 
 /**
@@ -39,6 +39,11 @@ async function plugin(): Promise<number> {
   } catch (e) {
     writeAll(1, JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: 'error reading stdin', details: (e as Error).message }) + '\n');
     return 1;
+  }
+  // VERSION is asked on every network setup and needs none of the plugin: answer before loading it.
+  if (process.env.CNI_COMMAND === 'VERSION') {
+    writeAll(1, versionReply(stdin));
+    return 0;
   }
   const { runPlugin } = await import('./cni/plugin.js');
   const out = await runPlugin({ env: process.env, stdin });

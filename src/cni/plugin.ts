@@ -3,7 +3,7 @@ import { createLogger, silentLogger, type Complain } from '../log.js';
 import type { Reply, VerbContext } from '../verbs/context.js';
 import { parseEnv, type Env } from './env.js';
 import { Code, cniError, type CniError } from './errors.js';
-import { isSupported, SUPPORTED_VERSIONS } from './versions.js';
+import { versionForReplies, versionReply } from './versions.js';
 
 export interface Invocation {
   readonly env: Env;
@@ -23,17 +23,15 @@ export interface World {
   readonly complain?: Complain;
 }
 
-const FALLBACK_VERSION = '1.1.0';
-
 /** The whole plugin as a function: env and stdin in, exit code and stdout out. */
 export async function runPlugin(inv: Invocation, world: World = {}): Promise<Outcome> {
   const envParsed = parseEnv(inv.env);
-  const shownVersion = versionForErrors(inv.stdin);
+  const shownVersion = versionForReplies(inv.stdin);
   if (!envParsed.ok) return errorOutcome(shownVersion, envParsed.error);
   const env = envParsed.value;
 
   if (env.verb === 'VERSION') {
-    return { exitCode: 0, stdout: JSON.stringify({ cniVersion: shownVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n' };
+    return { exitCode: 0, stdout: versionReply(inv.stdin) };
   }
 
   // Loaded only past VERSION: validation (zod) is the largest part of startup.
@@ -89,15 +87,4 @@ async function dispatch(ctx: VerbContext): Promise<Reply> {
 
 function errorOutcome(cniVersion: string, e: CniError): Outcome {
   return { exitCode: 1, stdout: JSON.stringify({ cniVersion, code: e.code, msg: e.msg, details: e.details }) + '\n' };
-}
-
-/** The version to stamp on VERSION output and early errors: the config's, when it is one we speak. */
-function versionForErrors(stdin: string): string {
-  let v: unknown;
-  try {
-    v = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
-  } catch {
-    // Not JSON: the error itself will say so.
-  }
-  return typeof v === 'string' && isSupported(v) ? v : FALLBACK_VERSION;
 }
