@@ -77,9 +77,11 @@ demo: deps build
 	bash examples/demo.sh
 
 # Benchmarks (not part of `make test`): throwaway netns only; writes test/bench/RESULTS.md.
+# A quick look: make bench BENCH_ARGS="--sizes 0,1000 --runs 5 --no-write"
+BENCH_ARGS ?=
 bench: deps build standalone
 	$(call apt_install,$(BENCH_APT_PACKAGES))
-	node test/bench/bench.mjs
+	node test/bench/bench.mjs $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .test-results
