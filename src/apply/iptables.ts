@@ -1,12 +1,11 @@
 import { fail, ok, type Result } from '../cni/errors.js';
-import type { Attachment } from '../identity.js';
+import { chainName, type Attachment } from '../identity.js';
 import type { Logger } from '../log.js';
 import { chainOwner, EMPTY_PLAN, isEmptyPlan, planAttachmentTeardown, planKnownJumps, type ChainPolicy, type IptablesPlan } from '../plan/iptables-plan.js';
 import { renderRestore } from '../plan/restore-text.js';
 import type { Runner } from '../backends/exec.js';
 import { legacyHasNat } from '../backends/variants.js';
 import { listChain, listChainIfExists, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
-import { chainName } from '../identity.js';
 
 export interface TeardownReport {
   readonly table: string;
@@ -31,7 +30,8 @@ const report = (xt: Xtables, p: IptablesPlan, fallback = false): TeardownReport 
 
 /**
  * One attachment's masquerade state in one nat table, as one transaction:
- * list POSTROUTING, plan, restore. A batch that fails because the table
+ * with prevResult's addresses, a planned batch first; otherwise (or if it
+ * does not fit) list POSTROUTING, plan, restore. A batch that fails because the table
  * moved under us (another plugin, another DEL) is planned again from a
  * fresh listing; after that, single commands that tolerate "not found".
  */
