@@ -80,7 +80,7 @@ while :; do
     last=$out
   fi
   if [ -n "$SWEEP_INTERVAL" ] && [ "$(date +%s)" -ge "$next_sweep" ]; then
-    "$MASQ_JANITOR" sweep --apply 2>&1
+    "$MASQ_JANITOR" sweep --apply --settle 10 2>&1
     src=$?
     [ "$src" -eq 0 ] || log "sweep --apply failed (exit $src)"
     [ "$rc" -ne 0 ] || rc=$src

@@ -5,7 +5,8 @@ import { chainOwner, EMPTY_PLAN, isEmptyPlan, planAttachmentTeardown, planKnownJ
 import { renderRestore } from '../plan/restore-text.js';
 import type { Runner } from '../backends/exec.js';
 import { legacyHasNat } from '../backends/variants.js';
-import { listChain, listChainIfExists, restore, runTolerant, type Xtables, type XtablesError } from '../backends/xtables.js';
+import { listChain, listChainIfExists, restore, runTolerant, saveNat, type Xtables, type XtablesError } from '../backends/xtables.js';
+import { enters } from '../plan/iptables-save.js';
 
 export interface TeardownReport {
   readonly table: string;
@@ -88,20 +89,32 @@ export async function teardownAttachment(
   return singleCommands(run, xt, plan as IptablesPlan, wait);
 }
 
+/**
+ * The last resort: single commands that tolerate "already gone". The
+ * batches failed, and a POSTROUTING listing cannot show a reference from
+ * another chain, so the whole table is read before any chain is emptied:
+ * a chain that something else still enters is left whole.
+ */
 async function singleCommands(run: Runner, xt: Xtables, plan: IptablesPlan, wait: number): Promise<Result<TeardownReport, XtablesError>> {
-  const steps: string[][] = [
-    ...plan.jumps.map((j) => ['-D', j.chain, ...j.args]),
-    ...plan.flush.map((c) => ['-F', c]),
-    ...plan.remove.map((c) => ['-X', c]),
-  ];
   const errors: XtablesError[] = [];
-  for (const step of steps) {
+  for (const j of plan.jumps) {
+    const r = await runTolerant(run, xt, ['-D', j.chain, ...j.args], wait);
+    if (!r.ok) errors.push(r.error);
+  }
+  const table = await saveNat(run, xt);
+  if (!table.ok) return table;
+  const free = (c: string): boolean => !table.value.rules.some((r) => enters(r, c));
+  const flush = plan.flush.filter(free);
+  const remove = plan.remove.filter(free);
+  for (const step of [...flush.map((c) => ['-F', c]), ...remove.map((c) => ['-X', c])]) {
     const r = await runTolerant(run, xt, step, wait);
     if (!r.ok) errors.push(r.error);
   }
-  if (errors.length > 0) {
+  const kept = plan.flush.filter((c) => !free(c));
+  if (errors.length > 0 || kept.length > 0) {
     const kind = errors.some((e) => e.kind === 'lock') ? 'lock' : 'failed';
-    return fail({ kind, message: errors.map((e) => e.message).join('; ') });
+    const why = [...errors.map((e) => e.message), ...kept.map((c) => `${c} left whole: another rule still enters it`)];
+    return fail({ kind, message: why.join('; ') });
   }
-  return ok(report(xt, plan, true));
+  return ok(report(xt, { ...plan, flush, remove }, true));
 }

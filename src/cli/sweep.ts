@@ -13,7 +13,7 @@ import { stdio } from './output.js';
 import { createLogger } from '../log.js';
 import { loadJanitorSettings } from './settings.js';
 
-const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--config FILE]
+const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--settle SECONDS] [--config FILE]
 
 Finds masquerade state that bridge/ptp leaked on this host (iptables and
 ip6tables nat tables, legacy and nft variants, and the nftables backend's
@@ -25,6 +25,9 @@ reservations (<state-dir>/networks). Dry run by default.
   --json            machine-readable output on stdout
   --state-dir DIR   root holding results/ and networks/ (default /var/lib/cni)
   --network NAME    only this network
+  --settle SECONDS  wait this long between reading the tables and reading the
+                    records, so container starts in flight get recorded first
+                    (use it when sweeping a busy host periodically; default 0)
   --config FILE     a conflist or plugin config whose masq-janitor entry gives
                     lockWait, and logFile/logLevel for a record of what --apply removed
   -h, --help        this text
@@ -48,6 +51,7 @@ export async function sweep(argv: string[]): Promise<number> {
         'state-dir': { type: 'string', default: '/var/lib/cni' },
         network: { type: 'string' },
         config: { type: 'string' },
+        settle: { type: 'string', default: '0' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -75,6 +79,18 @@ export async function sweep(argv: string[]): Promise<number> {
     err(`masq-janitor sweep: ${values['state-dir']} has neither results/ nor networks/; refusing to treat every attachment as orphaned (check --state-dir)\n`);
     return 2;
   }
+  const variants = [...allVariants(4, path), ...allVariants(6, path)];
+  const state = await readHostState(run, variants);
+  for (const e of state.errors) err(`masq-janitor sweep: ${e}\n`);
+  // The records are read after the tables, and after --settle: libcni writes its result cache only when
+  // the whole ADD chain is done, so an ADD in flight has rules but (with IPAM other than host-local) no
+  // record yet. Reading records later lets such an ADD finish and be seen.
+  const settle = Number(values.settle);
+  if (!Number.isFinite(settle) || settle < 0) {
+    err(`masq-janitor sweep: --settle takes seconds, got ${JSON.stringify(values.settle)}\n`);
+    return 2;
+  }
+  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
   const recorded = readRecorded(values['state-dir']);
   for (const d of recorded.doubtful) err(`masq-janitor sweep: unreadable state kept as recorded: ${d}\n`);
 
@@ -83,10 +99,6 @@ export async function sweep(argv: string[]): Promise<number> {
   const doomed = (a: Attachment): boolean => inScope(a.network) && !recorded.has(a.network, a.containerId);
   const doomedNft = (o: NftOwner): boolean =>
     inScope(o.network) && !(o.truncated ? recorded.hasPrefix(o.network, o.containerId) : recorded.has(o.network, o.containerId));
-
-  const variants = [...allVariants(4, path), ...allVariants(6, path)];
-  const state = await readHostState(run, variants);
-  for (const e of state.errors) err(`masq-janitor sweep: ${e}\n`);
 
   const rows: OrphanRow[] = [];
   for (const t of state.tables) {

@@ -1,6 +1,6 @@
 import { chainName, chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../identity.js';
 import { isIP } from 'node:net';
-import { parseRuleLine, type Rule, type Snapshot } from './iptables-save.js';
+import { enters, parseRuleLine, type Rule, type Snapshot } from './iptables-save.js';
 
 /**
  * What to remove from one nat table. Every entry was proven to belong to a
@@ -74,7 +74,7 @@ export function planAttachmentTeardown(snapshot: Snapshot, a: Attachment, policy
   // A jump into "our" chain that does not carry our comment means the chain is shared (names hash
   // network + ID with no separator, so they can collide) or not ours: take our jumps, leave the chain.
   const ownJumps = new Set(jumps);
-  const referenced = new Set(snapshot.rules.filter((r) => r.jump !== undefined && existing.includes(r.jump) && !ownJumps.has(r)).map((r) => r.jump));
+  const referenced = new Set(existing.filter((n) => snapshot.rules.some((r) => enters(r, n) && !ownJumps.has(r))));
   const touchable = existing.filter((n) => !referenced.has(n));
   return { jumps, flush: touchable, remove: policy === 'remove-chain' ? touchable : [], owners: [a] };
 }
@@ -127,7 +127,11 @@ export function planSelection(snapshot: Snapshot, doomed: (a: Attachment) => boo
   for (const j of jumps) if (j.jump) chains.add(j.jump);
   // A chain something else still jumps to is shared or not ours: leave it whole (its -X would fail the batch anyway).
   const doomedJumps = new Set(jumps);
-  const foreignRefs = new Set(snapshot.rules.filter((r) => r.jump !== undefined && chains.has(r.jump) && !doomedJumps.has(r)).map((r) => r.jump as string));
+  const foreignRefs = new Set<string>();
+  for (const r of snapshot.rules) {
+    if (doomedJumps.has(r)) continue;
+    for (const t of [r.jump, r.goto]) if (t !== undefined && chains.has(t)) foreignRefs.add(t);
+  }
   const flush = [...chains].filter((c) => !foreignRefs.has(c)).sort();
   return { jumps, flush, remove: flush, owners: [...owners.values()] };
 }

@@ -12,6 +12,8 @@ export interface Rule {
   readonly comment: string | undefined;
   /** Target of `-j`, if any. */
   readonly jump: string | undefined;
+  /** Target of `-g` (goto), if any: it enters a chain as much as a jump does. */
+  readonly goto: string | undefined;
 }
 
 export interface Snapshot {
@@ -62,12 +64,17 @@ function optionValue(args: readonly string[], flag: string): string | undefined 
   return i >= 0 ? args[i + 1] : undefined;
 }
 
+/** Does this rule send packets into `chain` (by -j or -g)? */
+export function enters(rule: Rule, chain: string): boolean {
+  return rule.jump === chain || rule.goto === chain;
+}
+
 export function parseRuleLine(line: string): Rule | undefined {
   if (!line.startsWith('-A ')) return undefined;
   const tokens = tokenize(line);
   if (!tokens || tokens.length < 2) return undefined;
   const [, chain, ...args] = tokens as [string, string, ...string[]];
-  return { chain, args, line, comment: optionValue(args, '--comment'), jump: optionValue(args, '-j') };
+  return { chain, args, line, comment: optionValue(args, '--comment'), jump: optionValue(args, '-j'), goto: optionValue(args, '-g') };
 }
 
 /**

@@ -96,6 +96,22 @@ describe('plugin protocol', () => {
     expect(run.calls.filter((c) => c.file === 'iptables-restore')).toHaveLength(2);
   });
 
+  it('the last resort of DEL never empties a chain another chain still enters (a reference POSTROUTING cannot show)', async () => {
+    const user = `-A USER-MASQ -s 10.9.0.7/32 -j ${chain}`;
+    const run = fakeRunner((file, args) =>
+      file.endsWith('restore')
+        ? { exitCode: 4, stderr: `iptables-restore v1.8.9 (nf_tables): CHAIN_DEL failed (Device or resource busy): chain ${chain}` }
+        : file === 'iptables-save'
+          ? { stdout: `*nat\n:POSTROUTING ACCEPT [0:0]\n:USER-MASQ - [0:0]\n:${chain} - [0:0]\n${user}\nCOMMIT\n` }
+          : answers(file, args),
+    );
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ prevResult: undefined, strict: true }) }, { run, ...quiet });
+    const singles = run.calls.filter((c) => c.file === 'iptables' && !c.args.includes('-S')).map((c) => c.args.slice(4, 6).join(' '));
+    expect(singles).toEqual([`-D POSTROUTING`]);
+    expect(JSON.parse(out.stdout)).toMatchObject({ code: 5 });
+    expect(JSON.parse(out.stdout).details).toContain('left whole');
+  });
+
   it('DEL never fails because of cleanup unless strict; strict maps a held lock to 11 and the rest to 5', async () => {
     const lock = fakeRunner((file) => (file.endsWith('restore') ? { exitCode: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.' } : undefined));
     expect(await runPlugin({ env: env('DEL'), stdin: conf() }, { run: lock, ...quiet })).toEqual({ exitCode: 0, stdout: '' });

@@ -99,7 +99,7 @@ describe('entrypoint.sh', () => {
     expect((await once({ ...dirs(), MASQ_JANITOR: fake.exe })).code).toBe(0);
     expect(await fake.calls()).toEqual([`install --conf-dir ${conf} --bin-dir ${bin}`]);
     expect((await once({ ...dirs(), MASQ_JANITOR: fake.exe, SWEEP_INTERVAL: '3600' })).code).toBe(0);
-    expect((await fake.calls()).slice(1)).toEqual([`install --conf-dir ${conf} --bin-dir ${bin}`, 'sweep --apply']);
+    expect((await fake.calls()).slice(1)).toEqual([`install --conf-dir ${conf} --bin-dir ${bin}`, 'sweep --apply --settle 10']);
   });
 
   it('ACTION=uninstall removes what install added, binary included', async () => {

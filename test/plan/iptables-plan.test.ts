@@ -63,6 +63,15 @@ describe('planAttachmentTeardown', () => {
     }
   });
 
+  it('leaves whole a chain that a rule of another chain enters by goto', () => {
+    const ours = bridgeRules(A, '10.4.0.2', '10.4.0.0/24');
+    const user = `-A USER-MASQ -s 10.9.0.7/32 -g ${chainName(A)}`;
+    const m: NatModel = { chains: [ours.chain, 'USER-MASQ'], rules: [...ours.rules, user] };
+    const plan = planAttachmentTeardown(parseSave(toSave(m)), A, 'remove-chain');
+    expect(plan.flush).toEqual([]);
+    expect(applyRestore(m, renderRestore(plan)).rules).toEqual([...ours.rules.slice(1), user]);
+  });
+
   it('takes only its jumps from a chain something else jumps to (shared by a hash collision, or not ours)', () => {
     const ours = bridgeRules(A, '10.4.0.2', '10.4.0.0/24');
     const forged = `-A POSTROUTING -s 10.9.9.9/32 -j ${chainName(A)}`;

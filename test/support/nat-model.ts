@@ -67,7 +67,7 @@ export function applyRestore(m: NatModel, text: string): NatModel {
     } else if ((mm = /^-X (\S+)$/.exec(line))) {
       const c = mm[1] as string;
       if (rules.some((r) => r.startsWith(`-A ${c} `))) throw new RestoreError(`chain not empty: ${c}`);
-      if (rules.some((r) => r.endsWith(` -j ${c}`) || r.includes(` -j ${c} `))) throw new RestoreError(`chain referenced: ${c}`);
+      if (rules.some((r) => [` -j ${c}`, ` -g ${c}`].some((t) => r.endsWith(t) || r.includes(`${t} `)))) throw new RestoreError(`chain referenced: ${c}`);
       const i = chains.indexOf(c);
       if (i >= 0) chains.splice(i, 1);
     } else {
