@@ -2,6 +2,7 @@ import { teardownAttachment, type TeardownReport } from '../apply/iptables.js';
 import { removeNftRules, type NftReport } from '../apply/nft.js';
 import { bridgeWillTearDown, inspectNetns } from '../backends/netns.js';
 import { delVariants } from '../backends/variants.js';
+import type { Xtables } from '../backends/xtables.js';
 import { planNftAttachment } from '../plan/nft-plan.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
@@ -35,24 +36,25 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   }
 
   const netns = await inspectNetns(run, env.netns, env.ifname);
-  // Bridge up to v1.5 fails its whole DEL if our chain is already gone when it tears down; leave it the empty chain.
-  const policy: ChainPolicy = bridgeWillTearDown(netns) ? 'keep-empty-chain' : 'remove-chain';
+  // Bridge up to v1.5 fails its whole DEL if our chain is already gone when it tears down; leave it the empty
+  // chain, in the families bridge will still see. Bridge only ever tears down in the iptables on PATH.
+  const policy = (xt: Xtables): ChainPolicy => (xt.variant === 'default' && bridgeWillTearDown(netns, xt.family) ? 'keep-empty-chain' : 'remove-chain');
 
   const tables = families.flatMap((f) => delVariants(f, ctx.path));
   // The nft backend keys on ifname too, and bridge >= v1.6 tolerates its rules being gone already.
   const nftPlan = (rules: Parameters<typeof planNftAttachment>[0]) => planNftAttachment(rules, conf.name, env.ifname, env.containerId);
   const [nft, ...results] = await Promise.all([
     removeNftRules(run, nftPlan),
-    // Bridge only ever tears down in the iptables on PATH; in any other variant nobody will delete the chain but us.
     ...tables.map((xt) =>
-      teardownAttachment(run, xt, attachment, xt.variant === 'default' ? policy : 'remove-chain', conf.settings.lockWait, log, xt.variant === 'default' ? ips.filter((i) => i.family === xt.family).map((i) => i.ip) : []),
+      teardownAttachment(run, xt, attachment, policy(xt), conf.settings.lockWait, log, xt.variant === 'default' ? ips.filter((i) => i.family === xt.family).map((i) => i.ip) : []),
     ),
   ]);
   const reports: (TeardownReport | NftReport)[] = [];
   const errors: { kind: string; message: string }[] = [];
   for (const r of [nft, ...results]) (r.ok ? reports.push(r.value) : errors.push(r.error));
 
-  const fields = { containerId: env.containerId, network: conf.name, ifname: env.ifname, netns: env.netns, netnsState: netns, policy };
+  const netnsState = netns.kind === 'iface-present' ? `iface-present (IPv${[...netns.families].join(', IPv') || ' none'})` : netns.kind;
+  const fields = { containerId: env.containerId, network: conf.name, ifname: env.ifname, netns: env.netns, netnsState };
   if (errors.length === 0) {
     const removed = reports.reduce((n, r) => n + ('rules' in r ? r.rules : r.jumps + r.chainsRemoved), 0);
     log.info({ ...fields, reports }, removed > 0 ? 'removed masquerade state' : 'nothing to remove');

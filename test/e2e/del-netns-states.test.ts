@@ -3,6 +3,7 @@ import { e2eSuite, expectDelOk, expectForeignIntact, expectJanitorQuiet, expectM
 import { VARIANTS } from '../support/xtables.js';
 import { cniChains, cniRules } from './support/iptables.js';
 import { DEL_MODES, withLab, type DelMode } from './support/lab.js';
+import { nsMust } from '../support/netns.js';
 
 /**
  * The issue (containernetworking/plugins#810): bridge with ipMasq skips its
@@ -80,6 +81,25 @@ describe.each(VARIANTS)('iptables-%s', (variant) => {
         expectJanitorQuiet(lab);
       }));
   });
+
+  it('dual-stack, netns alive but the container lost its IPv6 address: bridge tears down IPv4 only, the janitor IPv6 whole', () =>
+    withLab(variant, async (lab) => {
+      const list = lab.bridgeList({ dualStack: true });
+      const ctr = await lab.container();
+      const before = await lab.snapshot();
+      const result = await lab.add(list, ctr);
+      expectMasq(lab, await lab.snapshot(), ctr.id, 6, resultIps(result, 6));
+      // bridge reads the addresses from the link on DEL: with no global IPv6 left it will not touch ip6tables.
+      await nsMust(ctr.ns, 'ip', ['-6', 'addr', 'flush', 'dev', 'eth0', 'scope', 'global']);
+
+      expectDelOk(await lab.del(list, ctr, 'alive', result));
+
+      const after = await lab.snapshot();
+      expectNoMasq(lab, after, ctr.id);
+      expectNat(after, before, 'after DEL with the IPv6 address gone');
+      expectForeignIntact(lab, after);
+      expectJanitorQuiet(lab);
+    }));
 
   describe.each(['empty', 'deleted', 'alive'] as const)('ptp instead of bridge, DEL with %s', (mode) => {
     it(`restores the nat tables exactly: ${MODE_TEXT[mode]}`, () =>

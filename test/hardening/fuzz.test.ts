@@ -79,6 +79,8 @@ let inprocLog = '';
 
 // ------------------------------------------------------------------ fake tools
 
+const IFACE_ADDRS = '2: eth0    inet 10.88.0.5/16 scope global eth0\n2: eth0    inet6 fd00:88::5/64 scope global\n';
+
 /** One script stands for every tool; it logs argv (NUL-separated) and stdin, then answers from files next to it. */
 const FAKE_TOOL = `#!/bin/sh
 PATH=/usr/bin:/bin
@@ -110,7 +112,7 @@ case "$n" in
     if [ "$mode" = nft-delete-fails ]; then echo "Error: Could not process rule: Operation not permitted" >&2; exit 1; fi
     exit 0;;
   nsenter)
-    if [ -e "$d/iface" ]; then exit 0; fi
+    if [ -e "$d/iface" ]; then printf '%s\\n' '2: eth0    inet 10.88.0.5/16 scope global eth0' '2: eth0    inet6 fd00:88::5/64 scope global' ; exit 0; fi
     echo 'Device "eth0" does not exist.' >&2; exit 1;;
 esac
 exit 0
@@ -163,7 +165,8 @@ function responder(c: CaseDesc, world: WorldText, effectivePath: string) {
       if (fault === 'nft-delete-fails') return { exitCode: 1, stderr: 'Error: Could not process rule: Operation not permitted\n' };
       return {};
     }
-    if (file === 'nsenter') return c.world.nsenterIface ? {} : { exitCode: 1, stderr: 'Device "eth0" does not exist.\n' };
+    // The interface, when there, has addresses of both families, so bridge will tear down both.
+    if (file === 'nsenter') return c.world.nsenterIface ? { stdout: IFACE_ADDRS } : { exitCode: 1, stderr: 'Device "eth0" does not exist.\n' };
     return {};
   };
 }
@@ -281,7 +284,7 @@ function callProblems(calls: readonly Call[], c: CaseDesc, exp: Expect, d: Deriv
       stats.nftInputs++;
       p.push(...nftProblems(call.input ?? '', world.allowedHandles));
     } else if (call.file === 'nsenter') {
-      if (d.verb !== 'DEL' || !eq([`--net=${c.env.netns ?? ''}`, 'ip', '-o', 'link', 'show', 'dev', c.env.ifname ?? ''])) p.push(`unknown argv: nsenter ${JSON.stringify(a)}`);
+      if (d.verb !== 'DEL' || !eq([`--net=${c.env.netns ?? ''}`, 'ip', '-o', 'addr', 'show', 'dev', c.env.ifname ?? '', 'scope', 'global'])) p.push(`unknown argv: nsenter ${JSON.stringify(a)}`);
     } else p.push(`unknown command ${call.file} ${JSON.stringify(a)}`);
   }
   return p;
