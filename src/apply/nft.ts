@@ -18,11 +18,17 @@ const ATTEMPTS = 3;
  * between list and delete (another DEL, bridge's own teardown) fails the
  * whole batch, so read again and re-plan.
  */
-export async function removeNftRules(run: Runner, plan: (rules: readonly NftRule[]) => NftPlan, chunk = 20_000): Promise<Result<NftReport, NftError>> {
+export async function removeNftRules(
+  run: Runner,
+  plan: (rules: readonly NftRule[]) => NftPlan,
+  /** A listing the caller already has (GC, sweep): the first attempt plans from it instead of listing again. */
+  known?: readonly NftRule[],
+  chunk = 20_000,
+): Promise<Result<NftReport, NftError>> {
   let last: NftError | undefined;
   let removed = 0;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    const listed = await listMasqChecks(run);
+    const listed = attempt === 1 && known !== undefined ? ok(known) : await listMasqChecks(run);
     if (!listed.ok) {
       if (listed.error.kind === 'missing-tool') return ok({ table: 'nft inet cni_plugins_masquerade', rules: 0, skipped: listed.error.message });
       return listed;

@@ -1,7 +1,7 @@
 import { fail, ok, type Result } from '../cni/errors.js';
 import type { Attachment } from '../identity.js';
 import type { Runner } from '../backends/exec.js';
-import { listMasqChecks, type NftError } from '../backends/nft.js';
+import { listMasqChecks } from '../backends/nft.js';
 import { restore, saveNat, type Xtables, type XtablesError } from '../backends/xtables.js';
 import { isEmptyPlan, planSelection, type IptablesPlan } from '../plan/iptables-plan.js';
 import type { Snapshot } from '../plan/iptables-save.js';
@@ -124,7 +124,7 @@ export async function applySelection(
   const nftDoomed = state.nft === undefined ? 0 : nftPlan(state.nft).rules.length;
   if (nftDoomed > 0) {
     progress(`nft inet cni_plugins_masquerade: removing ${nftDoomed} rules`);
-    const r: Result<{ rules: number }, NftError> = await removeNftRules(run, nftPlan);
+    const r = await removeNftRules(run, nftPlan, state.nft);
     if (r.ok) nftRules = r.value.rules;
     else errors.push(r.error.message);
   }
