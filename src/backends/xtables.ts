@@ -28,12 +28,14 @@ export type XtablesError =
   | { readonly kind: 'lock'; readonly message: string }
   | { readonly kind: 'failed'; readonly message: string };
 
+/** What iptables prints (rc 4, xtables.c) when it gave up waiting for the lock; kept in our messages too. */
+export const LOCK_HELD = /xtables lock/i;
+
 function classify(xt: Xtables, what: string, r: { exitCode: number | undefined; stderr: string; notFound: boolean; timedOut: boolean }): XtablesError {
   const head = `${what} (${xt.base})`;
   if (r.notFound) return { kind: 'missing-tool', message: `${head}: not found on PATH` };
   const text = r.stderr.trim().split('\n').slice(-3).join(' | ');
-  // rc 4 with this text is iptables' own "lock held" exit (xtables.c).
-  if (/xtables lock/i.test(r.stderr)) return { kind: 'lock', message: `${head}: ${text}` };
+  if (LOCK_HELD.test(r.stderr)) return { kind: 'lock', message: `${head}: ${text}` };
   if (r.timedOut) return { kind: 'failed', message: `${head}: timed out` };
   return { kind: 'failed', message: `${head}: exit ${r.exitCode ?? '?'}: ${text}` };
 }
@@ -49,7 +51,7 @@ export async function listChain(run: Runner, xt: Xtables, chain: string, wait: n
 export async function listChainIfExists(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<Snapshot | undefined, XtablesError>> {
   const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
   if (r.exitCode === 0) return ok(parseListing(r.stdout));
-  if (r.exitCode === 1 && !r.notFound && !/xtables lock/i.test(r.stderr)) return ok(undefined);
+  if (r.exitCode === 1 && !r.notFound && !LOCK_HELD.test(r.stderr)) return ok(undefined);
   return fail(classify(xt, `list ${chain}`, r));
 }
 

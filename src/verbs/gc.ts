@@ -1,5 +1,6 @@
 import { applySelection, readHostState } from '../apply/selection.js';
 import { allVariants } from '../backends/variants.js';
+import { LOCK_HELD } from '../backends/xtables.js';
 import { Code, cniError } from '../cni/errors.js';
 import { planNftGc } from '../plan/nft-plan.js';
 import { NONE, type Reply, type VerbContext } from './context.js';
@@ -30,6 +31,7 @@ export async function gc(ctx: VerbContext): Promise<Reply> {
   );
   log.info({ network: conf.name, valid: valid.length, tables: outcome.tables, nftRules: outcome.nftRules, errors: outcome.errors }, 'GC done');
   if (outcome.errors.length === 0) return NONE;
-  const code = outcome.errors.some((e) => /xtables lock/i.test(e)) ? Code.TryAgainLater : Code.IoFailure;
+  // Errors arrive as messages (GC reports them all); a held lock keeps iptables' own wording.
+  const code = outcome.errors.some((e) => LOCK_HELD.test(e)) ? Code.TryAgainLater : Code.IoFailure;
   return { kind: 'error', error: cniError(code, 'masquerade GC incomplete', outcome.errors.join('; ')) };
 }
