@@ -32,14 +32,10 @@ function lockFileEnv(): Record<string, string> {
   return f ? { XTABLES_LOCKFILE: f } : {};
 }
 
-/** Count of processes spawned, for benchmarks and tests. */
-export let spawnCount = 0;
-
 /** A Runner backed by execa, loaded on first use so verbs that spawn nothing never pay for it. */
 export function execaRunner(path: string): Runner {
   return async (file, args, opts = {}) => {
     const { execa } = await import('execa');
-    spawnCount++;
     const r = await execa(file, [...args], {
       reject: false,
       input: opts.input ?? '',

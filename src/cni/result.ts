@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import * as z from 'zod/mini';
+import { fail, ok, type Result } from './errors.js';
 import { issueText } from './zod.js';
 import { resultHasIpVersion, type SupportedVersion } from './versions.js';
 
@@ -53,10 +54,10 @@ export function isStrictCidr(s: string): boolean {
 }
 
 /** Validate a prevResult for the config's version; errors name the bad field. */
-export function parsePrevResult(input: unknown, version: SupportedVersion): { ok: true; value: PrevResult } | { ok: false; error: string } {
+export function parsePrevResult(input: unknown, version: SupportedVersion): Result<PrevResult, string> {
   const parsed = ResultShape.safeParse(input);
   if (!parsed.success) {
-    return { ok: false, error: issueText(parsed.error) };
+    return fail(issueText(parsed.error));
   }
   const r = parsed.data;
   const interfaces = r.interfaces ?? [];
@@ -65,13 +66,13 @@ export function parsePrevResult(input: unknown, version: SupportedVersion): { ok
     const [ip, len] = entry.address.split('/') as [string, string];
     const family = isIP(ip) === 4 ? 4 : 6;
     if (resultHasIpVersion(version) && entry.version !== undefined && entry.version !== String(family)) {
-      return { ok: false, error: `ips[${i}]: version "${entry.version}" does not match address ${entry.address}` };
+      return fail(`ips[${i}]: version "${entry.version}" does not match address ${entry.address}`);
     }
     if (entry.interface !== undefined && entry.interface >= interfaces.length) {
-      return { ok: false, error: `ips[${i}]: interface index ${entry.interface} out of range` };
+      return fail(`ips[${i}]: interface index ${entry.interface} out of range`);
     }
     const ifname = entry.interface === undefined ? undefined : interfaces[entry.interface]?.name;
     ips.push({ ip, prefix: Number(len), family, ...(ifname === undefined ? {} : { ifname }) });
   }
-  return { ok: true, value: { raw: input as Record<string, unknown>, ips } };
+  return ok({ raw: input as Record<string, unknown>, ips });
 }

@@ -38,7 +38,7 @@ function safeRuleBody(line: string): string {
  * ~14 s in chain-name order).
  */
 export function chunkPlan(plan: IptablesPlan, size: number): IptablesPlan[] {
-  if (plan.owners.length <= size) return [plan];
+  if (plan.flush.length <= size) return [plan];
   const chunkOf = new Map<string, number>();
   const place = (c: string): void => {
     if (!chunkOf.has(c)) chunkOf.set(c, Math.floor(chunkOf.size / size));
