@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import '../cni/zod.js';
-import { CNI_NAME_PATTERN, nftComment, nftNetworkHash } from '../identity.js';
+import '../../cni/zod.js';
+import { CNI_NAME_PATTERN, nftComment, nftNetworkHash } from '../../identity.js';
 
 /** The nftables masquerade backend's objects (plugins >= v1.6.0). */
 export const NFT_TABLE = 'cni_plugins_masquerade';
@@ -12,6 +12,8 @@ export interface NftOwner {
   /** Possibly cut short: upstream truncates the whole comment to 128 characters. */
   readonly containerId: string;
   readonly truncated: boolean;
+  /** `<16 hex>-<16 hex>`: the instance hash, whole even when the comment was cut. */
+  readonly instance: string;
 }
 
 export interface NftRule {
@@ -44,13 +46,13 @@ const COMMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16}), net: (.*), if: (.*), id: (.*
 export function nftCommentOwner(comment: string): NftOwner | undefined {
   const m = COMMENT_RE.exec(comment);
   if (!m) return undefined;
-  const [, netHash, , network, ifname, containerId] = m as unknown as [string, string, string, string, string, string];
+  const [, netHash, ifHash, network, ifname, containerId] = m as unknown as [string, string, string, string, string, string];
   if (!CNI_NAME_PATTERN.test(network) || nftNetworkHash(network) !== netHash) return undefined;
   const exact = nftComment(network, ifname, containerId) === comment;
   // A truncated comment (128 chars) cannot prove its id; it proves the network and the instance hash only.
   const truncated = !exact && comment.length === 128;
   if (!exact && !truncated) return undefined;
-  return { network, ifname, containerId, truncated };
+  return { network, ifname, containerId, truncated, instance: `${netHash}-${ifHash}` };
 }
 
 /** Parse `nft -j list chain inet cni_plugins_masquerade masq_checks`. */

@@ -1,6 +1,6 @@
 import { readFileSync, realpathSync } from 'node:fs';
-import { which } from './tools.js';
-import { xtables, type Xtables } from './xtables.js';
+import { which } from '../tools.js';
+import { xtables, type Xtables } from './run.js';
 
 /**
  * Which iptables variants can hold masquerade state here. Bridge used

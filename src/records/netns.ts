@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import type { Runner } from './exec.js';
+import type { Runner } from '../backends/exec.js';
 
 /**
  * What bridge will find when it runs after us on DEL. It tears masquerade

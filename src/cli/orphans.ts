@@ -1,7 +1,7 @@
 import { chainNames, type Attachment } from '../identity.js';
-import { jumpOwner, type IptablesPlan } from './iptables-plan.js';
-import type { Snapshot } from './iptables-save.js';
-import type { NftPlan } from './nft-plan.js';
+import { jumpOwner, type IptablesPlan } from '../backends/iptables/plan.js';
+import type { Snapshot } from '../backends/iptables/parse.js';
+import type { NftPlan } from '../backends/nft/plan.js';
 
 /** One line of a sweep report: one attachment's state in one place. */
 export interface OrphanRow {
@@ -18,14 +18,9 @@ export interface OrphanRow {
 
 const keyOf = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
 
-function sourceOf(args: readonly string[]): string | undefined {
-  const i = args.indexOf('-s');
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 /** Rows for a plan; linear in the table (sweeps see tens of thousands of rules). */
 export function describeIptables(where: string, snapshot: Snapshot, plan: IptablesPlan, why: string): OrphanRow[] {
-  const flushed = new Set(plan.flush);
+  const flushed = new Set(plan.chains);
   const rulesIn = new Map<string, number>();
   for (const r of snapshot.rules) if (flushed.has(r.chain)) rulesIn.set(r.chain, (rulesIn.get(r.chain) ?? 0) + 1);
   const jumpsOf = new Map<string, string[]>();
@@ -33,7 +28,7 @@ export function describeIptables(where: string, snapshot: Snapshot, plan: Iptabl
     const o = jumpOwner(j);
     if (!o) continue;
     const list = jumpsOf.get(keyOf(o)) ?? [];
-    list.push(sourceOf(j.args) ?? '');
+    list.push(j.source ?? '');
     jumpsOf.set(keyOf(o), list);
   }
   return plan.owners.map((owner) => {
