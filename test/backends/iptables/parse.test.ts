@@ -1,5 +1,15 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseListing, parseSave, tokenize } from '../../src/plan/iptables-save.js';
+import { enters, forEachLogicalLine, logicalLines, mayEnter, mergeSnapshots, parseListing, parseRuleLine, parseSave, tokenize, type Rule } from '../../../src/backends/iptables/parse.js';
+
+const rule = (line: string): Rule => {
+  const r = parseRuleLine(line);
+  if (r === undefined) throw new Error(`not a rule: ${line}`);
+  return r;
+};
+
+const HASH_A = 'CNI-aaaaaaaaaaaaaaaaaaaaaaaa';
+const HASH_B = 'CNI-bbbbbbbbbbbbbbbbbbbbbbbb';
 
 describe('tokenize', () => {
   it('splits like iptables-restore, with quotes and escapes', () => {
@@ -33,12 +43,31 @@ describe('parseSave', () => {
     expect(s.rules.map((r) => r.chain)).toEqual(['POSTROUTING', 'CNI-abc']);
     expect(s.rules[0]?.jump).toBe('CNI-abc');
     expect(s.rules[0]?.comment).toBe('name: "n" id: "c"');
+    expect(s.rules[0]?.source).toBe('10.0.0.2/32');
+    expect(s.rules.every((r) => r.certain)).toBe(true);
+  });
+
+  it('reads another table when asked', () => {
+    const s = parseSave(save, 'filter');
+    expect([...s.chains]).toEqual(['INPUT']);
+    expect(s.rules.map((r) => r.jump)).toEqual(['ACCEPT']);
+  });
+
+  it('a keep filter drops lines before they are parsed, but never chain declarations', () => {
+    const s = parseSave(save, 'nat', (l) => l.startsWith('-A POSTROUTING '));
+    expect([...s.chains]).toEqual(['POSTROUTING', 'CNI-abc']);
+    expect(s.rules.map((r) => r.chain)).toEqual(['POSTROUTING']);
+    const seen: string[] = [];
+    parseSave(save, 'nat', (l) => (seen.push(l), false));
+    // Only the nat table's rule lines are offered to the filter.
+    expect(seen).toEqual(save.split('\n').filter((l) => l.startsWith('-A ') && !l.startsWith('-A INPUT')));
   });
 
   it('reads -S output of one chain', () => {
     const s = parseListing('-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc\n');
     expect(s.rules).toHaveLength(1);
     expect(s.rules[0]?.comment).toBeUndefined();
+    expect([...parseListing('-N CNI-abc\n').chains]).toEqual(['CNI-abc']);
   });
 
   it('keeps a comment with raw newlines inside its rule, so it cannot pose as a header, COMMIT or rule', () => {
@@ -48,5 +77,189 @@ describe('parseSave', () => {
       expect(s.rules.map((r) => r.jump)).toEqual(['RETURN', 'CNI-abc']);
       expect(s.rules[0]?.comment).toBe('note\n*filter\nCOMMIT\n-A POSTROUTING -j CNI-abc');
     }
+  });
+
+  it('mergeSnapshots keeps one copy of a rule listed twice', () => {
+    const a = parseListing('-P POSTROUTING ACCEPT\n-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc\n');
+    const b = parseListing('-N CNI-abc\n-A CNI-abc -j MASQUERADE\n');
+    const m = mergeSnapshots(a, b, a);
+    expect([...m.chains].sort()).toEqual(['CNI-abc', 'POSTROUTING']);
+    expect(m.rules.map((r) => r.line)).toEqual(['-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc', '-A CNI-abc -j MASQUERADE']);
+  });
+});
+
+describe('forEachLogicalLine', () => {
+  it('streams the same lines logicalLines returns, joining an open quote across raw newlines', () => {
+    const text = '-A X -m comment --comment "a\nb" -j RETURN\n-A Y -j ACCEPT\n-A Z -m comment --comment "never closed\n-A W -j DROP';
+    const streamed: string[] = [];
+    forEachLogicalLine(text, (l) => streamed.push(l));
+    expect(streamed).toEqual(logicalLines(text));
+    expect(streamed[0]).toBe('-A X -m comment --comment "a\nb" -j RETURN');
+    expect(streamed[1]).toBe('-A Y -j ACCEPT');
+    // An unterminated quote swallows the rest: it can never surface as a rule of its own.
+    expect(streamed).toHaveLength(3);
+    expect(parseRuleLine(streamed[2] as string)).toBeUndefined();
+  });
+});
+
+describe('a rule’s target is its top-level -j/-g, never a word inside a match (issue 9 failure 3)', () => {
+  // What iptables 1.8.9 prints for `-m recent --name "-j CNI-..."`: the name unquoted.
+  const recentSet = `-A OUTPUT -m recent --set --name -j ${HASH_A} --mask 255.255.255.255 --rsource`;
+  const recentCheck = `-A OUTPUT -m recent --rcheck --name x -j ${HASH_B} --mask 255.255.255.255 --rsource -j ACCEPT`;
+
+  it('a recent --name that prints as -j CNI-<hash> is uncertain, names no target, and mentions the chain', () => {
+    const r = rule(recentSet);
+    expect(r.certain).toBe(false);
+    expect(r.jump).toBeUndefined();
+    expect(r.goto).toBeUndefined();
+    expect(r.mentions).toContain(HASH_A);
+    expect(enters(r, HASH_A)).toBe(false);
+    expect(mayEnter(r, HASH_A)).toBe(true);
+  });
+
+  it('a line with two -j words is uncertain: it is never read as a jump into CNI-<hash>', () => {
+    const r = rule(recentCheck);
+    expect(r.certain).toBe(false);
+    expect(r.jump).toBeUndefined();
+    expect(r.mentions).toEqual([HASH_B, 'ACCEPT']);
+    expect(mayEnter(r, HASH_B)).toBe(true);
+  });
+
+  it('an uncertain line does not hide the certain rules around it', () => {
+    const ours = `-A POSTROUTING -s 10.0.0.2/32 -m comment --comment "name: \\"n\\" id: \\"c\\"" -j ${HASH_A}`;
+    const s = parseSave(`*nat\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n${recentSet}\n${ours}\n${recentCheck}\nCOMMIT\n`);
+    expect(s.rules.map((r) => r.certain)).toEqual([false, true, false]);
+    expect(s.rules[1]?.jump).toBe(HASH_A);
+  });
+
+  it('a comment that contains "-j CNI-..." (quoted) is fine and certain', () => {
+    const r = rule(`-A POSTROUTING -m comment --comment "see -j ${HASH_A} -g ${HASH_B}" -j RETURN`);
+    expect(r.certain).toBe(true);
+    expect(r.jump).toBe('RETURN');
+    expect(r.comment).toBe(`see -j ${HASH_A} -g ${HASH_B}`);
+    expect(enters(r, HASH_A)).toBe(false);
+    expect(mayEnter(r, HASH_A)).toBe(false);
+  });
+
+  it.each([
+    ['-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN', 'RETURN'],
+    ['-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000', 'MARK'],
+    ['-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully', 'MASQUERADE'],
+    ['-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y', 'KUBE-SVC-NPX46M4PTMTKRN6Y'],
+    ['-A KUBE-SVC-NPX46M4PTMTKRN6Y -m comment --comment "default/kubernetes:https -> 172.18.0.2:6443" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-A', 'KUBE-SEP-A'],
+    ['-A KUBE-SEP-A -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination 172.18.0.2:6443', 'DNAT'],
+    ['-A KUBE-NODEPORTS -p tcp -m addrtype --dst-type LOCAL -m multiport --dports 30000:30010 -j KUBE-EXT-X', 'KUBE-EXT-X'],
+    ['-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"bridge\\" id: \\"c1\\"" -m multiport --dports 80 -j CNI-DN-4095fe68ef51b84d4d4bd', 'CNI-DN-4095fe68ef51b84d4d4bd'],
+    ['-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80', 'DNAT'],
+    ['-A OUTPUT -m set --match-set ks dst,dst -j KUBE-MARK', 'KUBE-MARK'],
+    ['-A OUTPUT -c 10 20 -j ACCEPT', 'ACCEPT'],
+  ])('kube-proxy-like line is certain with the right jump: %s', (line, jump) => {
+    const r = rule(line);
+    expect(r.certain).toBe(true);
+    expect(r.jump).toBe(jump);
+    expect(r.goto).toBeUndefined();
+  });
+
+  it('-g and --goto enter a chain; --jump is -j', () => {
+    expect(rule(`-A USER -s 10.9.0.7/32 -g ${HASH_A}`)).toMatchObject({ certain: true, goto: HASH_A, jump: undefined });
+    expect(rule(`-A USER --goto ${HASH_A}`)).toMatchObject({ certain: true, goto: HASH_A });
+    expect(rule(`-A USER --source 10.0.0.1/32 --jump ${HASH_A}`)).toMatchObject({ certain: true, jump: HASH_A, source: '10.0.0.1/32' });
+    expect(enters(rule(`-A USER -g ${HASH_A}`), HASH_A)).toBe(true);
+  });
+
+  it('-j and -g in one line is not what iptables-save writes: uncertain', () => {
+    const r = rule(`-A USER -j ${HASH_A} -g ${HASH_B}`);
+    expect(r.certain).toBe(false);
+    expect(r.mentions).toEqual([HASH_A, HASH_B]);
+  });
+
+  it('an unknown match: its options are skipped, unless one may have swallowed the target flag', () => {
+    // Known shape of an unknown match: options with values, then the target.
+    expect(rule(`-A X -m frobnicate --level 3 --mode fast -j ${HASH_A}`)).toMatchObject({ certain: true, jump: HASH_A });
+    // A valueless unknown option right before -j: getopt may have given it -j as its value.
+    const r = rule(`-A X -m frobnicate --flag -j ${HASH_A}`);
+    expect(r.certain).toBe(false);
+    expect(r.mentions).toEqual([HASH_A]);
+  });
+
+  it('an unknown option of a known match, or a stray word, is uncertain', () => {
+    expect(rule(`-A X -m tcp --no-such 1 -j ${HASH_A}`).certain).toBe(false);
+    expect(rule(`-A X stray -j ${HASH_A}`).certain).toBe(false);
+    expect(rule(`-A X -j`).certain).toBe(false);
+  });
+
+  it('! negates without consuming', () => {
+    expect(rule(`-A POSTROUTING ! -s 10.0.0.0/8 ! -o lo -j ${HASH_A}`)).toMatchObject({ certain: true, jump: HASH_A, source: '10.0.0.0/8' });
+  });
+
+  it('something other than -A is not a rule', () => {
+    expect(parseRuleLine('-P POSTROUTING ACCEPT')).toBeUndefined();
+    expect(parseRuleLine('-N CNI-abc')).toBeUndefined();
+    expect(parseRuleLine(':CNI-abc - [0:0]')).toBeUndefined();
+  });
+});
+
+// ---- property: a small grammar of rules, whose target is known by construction ----
+
+const word = fc.stringMatching(/^[a-zA-Z0-9][a-zA-Z0-9_.:/-]{0,10}$/);
+const chainWord = fc.oneof(fc.constant(HASH_A), fc.constant(HASH_B), fc.stringMatching(/^[A-Z][A-Z0-9-]{0,12}$/));
+/** Text iptables-save would quote: may hold spaces, -j and quotes. */
+const commentText = fc.oneof(fc.string({ maxLength: 20 }).filter((s) => !/[\r\n\0]/.test(s)), chainWord.map((c) => `-j ${c}`), chainWord.map((c) => `x -g ${c} "y"`));
+const quoteArg = (s: string): string => `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+
+const matchPart: fc.Arbitrary<string> = fc.oneof(
+  fc.ipV4().map((ip) => `-s ${ip}/32`),
+  fc.ipV4().map((ip) => `! -d ${ip}/24`),
+  word.map((w) => `-o ${w.replaceAll('/', '').replaceAll(':', '') || 'eth0'}`),
+  commentText.map((c) => `-m comment --comment ${quoteArg(c)}`),
+  fc.constantFrom('-p tcp -m tcp --dport 80', '-p udp -m udp --sport 53', '-m mark ! --mark 0x4000/0x4000', '-m addrtype --dst-type LOCAL', '-m conntrack --ctstate DNAT', '-m statistic --mode random --probability 0.5'),
+  word.map((w) => `-m recent --rcheck --name ${w} --seconds 10 --rsource`),
+);
+const targetPart = fc.oneof(
+  chainWord.map((c) => ({ flag: '-j', chain: c, tail: '' })),
+  chainWord.map((c) => ({ flag: '-g', chain: c, tail: '' })),
+  chainWord.map((c) => ({ flag: '--jump', chain: c, tail: '' })),
+  chainWord.map((c) => ({ flag: '--goto', chain: c, tail: '' })),
+  fc.constantFrom({ flag: '-j', chain: 'MASQUERADE', tail: ' --random-fully' }, { flag: '-j', chain: 'DNAT', tail: ' --to-destination 10.0.0.1:80' }, { flag: '-j', chain: 'MARK', tail: ' --set-xmark 0x4000/0x4000' }),
+);
+
+describe('parse properties', () => {
+  it('for rules from a small grammar, the parsed jump/goto is the target that built the rule', () => {
+    fc.assert(
+      fc.property(chainWord, fc.array(matchPart, { maxLength: 5 }), targetPart, (chain, matches, t) => {
+        const line = ['-A', chain, ...matches, `${t.flag} ${t.chain}${t.tail}`].join(' ');
+        const r = rule(line);
+        expect(r.certain).toBe(true);
+        const isGoto = t.flag === '-g' || t.flag === '--goto';
+        expect(isGoto ? r.goto : r.jump).toBe(t.chain);
+        expect(isGoto ? r.jump : r.goto).toBeUndefined();
+        expect(r.chain).toBe(chain);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a rule without a target never enters a CNI chain, whatever its comment says', () => {
+    fc.assert(
+      fc.property(fc.array(matchPart, { maxLength: 5 }), (matches) => {
+        const r = rule(['-A', 'POSTROUTING', ...matches].join(' '));
+        expect(r.certain).toBe(true);
+        expect(r.jump).toBeUndefined();
+        expect(r.goto).toBeUndefined();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('mayEnter is never narrower than enters', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(matchPart, word, fc.constantFrom('-j', '-g', '--name', HASH_A)), { maxLength: 8 }), chainWord, (parts, c) => {
+        const r = parseRuleLine(['-A', 'X', ...parts].join(' '));
+        if (r === undefined) return;
+        if (enters(r, c)) expect(mayEnter(r, c)).toBe(true);
+        if (!r.certain) expect(r.jump ?? r.goto).toBeUndefined();
+      }),
+      { numRuns: 300 },
+    );
   });
 });
