@@ -44,13 +44,15 @@ export interface ListOptions {
   readonly janitor?: boolean;
   /** Extra keys of the janitor's entry (stateDir, strict, ...). */
   readonly janitorKeys?: JsonObject;
+  /** No routes in the IPAM result (a second interface of one container would add a second default route). */
+  readonly noRoutes?: boolean;
 }
 
 /** lab.bridgeList, with host-local's dataDir in the state dir (so sweep sees its reservations). */
 export function bridgeList(w: World, opts: ListOptions = {}): Conflist {
   const base = w.lab.bridgeList({ janitor: false });
   const bridge = base.plugins[0] as PluginConf;
-  const ipam = { ...(bridge.ipam as JsonObject), dataDir: w.networks };
+  const ipam = { ...(bridge.ipam as JsonObject), dataDir: w.networks, ...(opts.noRoutes ? { routes: [] } : {}) };
   const plugins: PluginConf[] = [{ ...bridge, ipam }];
   if (opts.janitor !== false) plugins.push(janitorEntry(w, opts.janitorKeys));
   return { ...base, plugins };
