@@ -38,8 +38,12 @@ export interface Backend<S, P> {
   /** Pure: what goes, from this snapshot and selection, within what an earlier attempt doomed. */
   plan(snapshot: S, selection: Selection, attempt: Attempt, within: P | undefined): P;
   isEmpty(plan: P): boolean;
-  /** Complete transactions only; on failure, what the transactions before it removed. */
-  apply(plan: P, progress: Progress): Promise<{ readonly removed: Removed; readonly error?: JanitorError }>;
+  /**
+   * Complete transactions only; on failure, what the transactions before it
+   * removed. `final`: the failure came after the removal (reading again
+   * would find nothing left to plan), so it is reported, not retried.
+   */
+  apply(plan: P, progress: Progress): Promise<{ readonly removed: Removed; readonly error?: JanitorError; readonly final?: boolean }>;
 }
 
 export interface Outcome<S, P> {
@@ -76,7 +80,7 @@ export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attem
     const r = await b.apply(opts.speculative, progress);
     removed = add(removed, r.removed);
     if (r.error === undefined) return ok({ where: b.where, removed, attempts: 0, plan: opts.speculative, snapshot: undefined });
-    if (!retryable(r.error)) return fail(r.error);
+    if (!retryable(r.error) || r.final === true) return fail(r.error);
   }
   const attempts = opts.attempts ?? 3;
   let within: P | undefined;
@@ -103,7 +107,7 @@ export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attem
     const r = await b.apply(plan, progress);
     removed = add(removed, r.removed);
     if (r.error === undefined) return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot });
-    if (!retryable(r.error)) return fail(r.error);
+    if (!retryable(r.error) || r.final === true) return fail(r.error);
     last = r.error;
     progress(`${b.where}: a transaction failed (${r.error.message}); reading the table and the records again`);
   }

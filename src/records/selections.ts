@@ -98,9 +98,11 @@ export function sweepSelection(records: Records, inScope: (network: string) => b
       const ifaces = records.interfaces(ref.network, ref.containerId);
       if (ref.ifname !== undefined) return !ifaces.some((i) => i.ifname === undefined || i.ifname === ref.ifname);
       const source = ref.source === undefined ? undefined : parseCidr(ref.source);
-      // A recorded container keeps a jump unless every record of it names its addresses and none is this one.
+      // A recorded container keeps a jump unless every record of it names its addresses, some of them in
+      // this family (host-local records one file per address: a v4 record says nothing of v6), and none is this one.
       if (source === undefined || ifaces.some((i) => i.ips === undefined)) return false;
-      return !ifaces.some((i) => parseAll(i.ips ?? []).some((ip) => covers(source, ip)));
+      const known = parseAll(ifaces.flatMap((i) => i.ips ?? [])).filter((ip) => ip.family === source.family);
+      return known.length > 0 && !known.some((ip) => covers(source, ip));
     },
     containerGone: (a) => inScope(a.network) && !recorded(a),
   };

@@ -117,6 +117,8 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
     if (!gone) continue;
     // A chain something else still enters is shared or not ours: it stays whole.
     if ((entering.get(c) ?? []).some((r) => !doomedJumps.has(r))) continue;
+    // Already what bridge's own teardown needs (an empty chain): deleting and re-creating it could race that teardown.
+    if (mode.recreate && rules.length === 0 && (entering.get(c) ?? []).length === 0) continue;
     chains.push(c);
     for (const a of claimants.values()) owners.set(key(a), a);
   }

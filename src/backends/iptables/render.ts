@@ -5,15 +5,20 @@ import { parseRuleLine } from './parse.js';
 /**
  * Render a plan as `iptables-restore --noflush` input for the nat table:
  * `:C` empties each doomed chain, `-D` deletes each jump by its exact saved
- * text, `-X C` deletes the chain (the kernel refuses while anything still
- * enters it, and the whole transaction with it), and `-N C` creates it
- * again where bridge still needs it.
+ * text, and `-X C` deletes the chain: the kernel refuses while anything
+ * still enters it, and the whole transaction with it.
+ *
+ * The chains bridge still needs are created again by a second transaction
+ * (renderRecreate), never by `-N` in this one: iptables-nft 1.8.9 replays a
+ * batch after a concurrent change to the table, and a replayed `-X C` +
+ * `-N C` loses the `-N` (17 of 20 chains gone with 10 concurrent writers).
  *
  * Every line is checked again here, the last point before root acts on it:
  * a chain name outside the patterns or a rule line that does not read back
  * as a certain rule throws instead of reaching iptables-restore.
  */
 export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp[] = [MASQ_CHAIN_PATTERN]): string {
+  // Chain names go on lines of their own; the patterns exclude anything else.
   const safeChain = (c: string): string => {
     if (!chainPatterns.some((p) => p.test(c))) throw new Error(`refusing to render chain ${JSON.stringify(c)}`);
     return c;
@@ -22,9 +27,15 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
   for (const c of plan.chains) lines.push(`:${safeChain(c)} - [0:0]`);
   for (const j of plan.jumps) lines.push(`-D ${safeRuleBody(j.line)}`);
   for (const c of plan.chains) lines.push(`-X ${safeChain(c)}`);
-  for (const c of plan.recreate) lines.push(`-N ${safeChain(c)}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
+}
+
+/** The empty chains bridge's own teardown still needs, created after the plan's transaction succeeded. */
+export function renderRecreate(plan: IptablesPlan, chainPatterns: readonly RegExp[] = [MASQ_CHAIN_PATTERN]): string | undefined {
+  if (plan.recreate.length === 0) return undefined;
+  for (const c of plan.recreate) if (!chainPatterns.some((p) => p.test(c))) throw new Error(`refusing to render chain ${JSON.stringify(c)}`);
+  return ['*nat', ...plan.recreate.map((c) => `-N ${c}`), 'COMMIT', ''].join('\n');
 }
 
 /** Can this saved line travel inside a restore batch as one `-D`? */

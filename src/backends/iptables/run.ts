@@ -6,7 +6,7 @@ import type { Runner } from '../exec.js';
 import type { Selection } from '../selection.js';
 import { mergeSnapshots, parseListing, parseSave, type Snapshot } from './parse.js';
 import { EMPTY_PLAN, doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
-import { chunkPlan, renderRestore } from './render.js';
+import { chunkPlan, renderRecreate, renderRestore } from './render.js';
 import { legacyHasNat } from './variants.js';
 
 /**
@@ -121,8 +121,12 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
         if (parts.length > 1) progress(`${whereOf(xt)}: transaction ${i + 1}/${parts.length} (${part.chains.length} chains)`);
         const r = await restore(run, xt, renderRestore(part), wait);
         if (!r.ok) return { removed, error: r.error };
+        const again = renderRecreate(part);
+        const made = again === undefined ? ok(undefined) : await restore(run, xt, again, wait);
         const done = removedBy(part);
         removed = { jumps: removed.jumps + done.jumps, chains: removed.chains + done.chains, rules: 0, transactions: removed.transactions + 1 };
+        // Not retried: the removal is done, and planning again would find nothing to remove and so nothing to re-create.
+        if (!made.ok) return { removed, error: janitorError(made.error.kind, `re-creating the empty chain bridge still needs: ${made.error.message}`), final: true };
       }
       return { removed };
     },
