@@ -130,7 +130,10 @@ function lowerBound(xs: readonly string[], s: string): number {
   return lo;
 }
 
-const anyStartsWith = (sorted: readonly string[], prefix: string): boolean => (sorted[lowerBound(sorted, prefix)] ?? '').startsWith(prefix);
+function anyStartsWith(sorted: readonly string[], prefix: string): boolean {
+  const at = sorted[lowerBound(sorted, prefix)];
+  return at !== undefined && at.startsWith(prefix);
+}
 
 export interface ReadOptions {
   /** Skip host-local's reservations (DEL looks only at the cache entries it needs). */
