@@ -56,7 +56,7 @@ describe('readRecords', () => {
     expect(r.problems).toEqual([]);
   });
 
-  it('SRC BUG: hasPrefix(network, "") is true with nothing recorded (anyStartsWith on an empty list compares against "")', () => {
+  it('hasPrefix(network, "") is false with nothing recorded (the empty-prefix lookup must not run off the end)', () => {
     // A cut nft comment may leave an empty id prefix (cutOwner gives containerId ''); sweep then keeps that rule forever.
     const r = readRecords(join(dir, 'missing'));
     expect(r.hasPrefix('bridge', '')).toBe(false);
