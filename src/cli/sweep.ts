@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { converge, type Attempt, type Backend } from '../backends/backend.js';
-import { effectivePath, execaRunner } from '../backends/exec.js';
+import { effectivePath, execaRunner, type Runner } from '../backends/exec.js';
 import type { Snapshot } from '../backends/iptables/parse.js';
 import type { IptablesPlan } from '../backends/iptables/plan.js';
 import { binary, iptablesBackend } from '../backends/iptables/run.js';
@@ -103,13 +103,62 @@ export async function sweep(argv: string[]): Promise<number> {
   }
   const started = Date.now();
   const path = effectivePath(process.env);
-  const run = execaRunner(path);
-  const network = values.network;
-  const wait = settings.value.lockWait;
-  const errors: string[] = [];
-  const progress = (line: string): void => err(`masq-janitor sweep: ${line}\n`);
+  const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
+  const { rows, totals, looked, errors, removed } = report;
+  if (!values.apply) {
+    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
+    else {
+      if (rows.length > 0) out(renderTable(rows));
+      out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${looked.recorded.cache} cached results and ${looked.recorded.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
+      for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
+    }
+    return rows.length > 0 || errors.length > 0 ? 1 : 0;
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const applied = { ...removed, seconds };
+  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors }, null, 2) + '\n');
+  else {
+    if (rows.length > 0) out(renderTable(rows));
+    out(`removed ${removed.chains} chains, ${removed.jumps} jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${seconds.toFixed(2)} s)${errors.length ? `; ${errors.length} errors` : ''}.\n`);
+    for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
+  }
+  // The janitor's own log (logFile/logLevel from --config) keeps a record of what an operator removed.
+  const log = createLogger(settings.value, { plugin: 'masq-janitor', command: 'sweep' }, (line) => err(line + '\n'));
+  log.info({ orphans: rows.length, totals, removed: applied, errors }, 'sweep applied');
+  await log.flush();
+  return errors.length > 0 ? 1 : 0;
+}
 
-  // The tables first, then (after --settle) the records: libcni writes its result cache only when the
+export interface SweepOptions {
+  readonly run: Runner;
+  readonly path: string;
+  readonly stateDir: string;
+  readonly network: string | undefined;
+  readonly settleMs: number;
+  readonly apply: boolean;
+  readonly wait: number;
+  readonly progress: (line: string) => void;
+  /** Test seam: called between reading the tables and reading the records. */
+  readonly afterTablesRead?: () => void | Promise<void>;
+}
+
+export interface SweepReport {
+  readonly rows: readonly OrphanRow[];
+  readonly totals: { readonly attachments: number; readonly chains: number; readonly rules: number; readonly nftRules: number };
+  readonly looked: { readonly tables: readonly string[]; readonly recorded: Records['counts']; readonly networks: readonly string[] };
+  readonly errors: readonly string[];
+  readonly removed: { readonly chains: number; readonly jumps: number; readonly nftRules: number; readonly transactions: number };
+}
+
+/**
+ * The shell of sweep: read every table, then (after the settle) the
+ * records; plan each table; with `apply`, converge each table, re-reading
+ * table and records on every retry. The decisions are the planners'.
+ */
+export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
+  const { run, path, network, wait, progress } = o;
+  const errors: string[] = [];
+  // The tables first, then (after the settle) the records: libcni writes its result cache only when the
   // whole ADD chain is done, so an ADD in flight has rules but (with IPAM other than host-local) no
   // record yet. Reading records later lets such an ADD finish and be seen.
   const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
@@ -122,55 +171,47 @@ export async function sweep(argv: string[]): Promise<number> {
     const r = iptRead[i] as Awaited<ReturnType<typeof t.backend.read>>;
     note(r);
     const where = `${binary(t.xt, '')} v${t.xt.family}`;
-    return { backend: t.backend, snapshot: r.ok ? r.value : undefined, describe: (s: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, s, p, why) };
+    return { backend: t.backend, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why) };
   });
   note(nftRead);
   tables.push({ backend: nft, snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why) });
   const present = tables.filter((t) => t.snapshot !== undefined);
 
-  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
+  if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
+  await o.afterTablesRead?.();
   const inScope = (net: string): boolean => network === undefined || net === network;
   const readSelection = (): { records: Records; selection: Selection } => {
-    const records = readRecords(stateDir);
+    const records = readRecords(o.stateDir);
     return { records, selection: sweepSelection(records, inScope) };
   };
   const first = readSelection();
   for (const p of first.records.problems) progress(`unreadable state kept as recorded: ${p}`);
 
-  const why = `not in ${stateDir}/results nor ${stateDir}/networks`;
+  const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
   const rows: OrphanRow[] = [];
   for (const t of present) rows.push(...planRows(t, first.selection, why));
   if (network !== undefined && !first.records.networks.has(network) && !rows.some((r) => r.network === network)) {
     progress(`warning: no record and no state names network ${JSON.stringify(network)}; is the name right?`);
   }
-
   const totals = {
     attachments: new Set(rows.map((r) => `${r.network}/${r.containerId}`)).size,
     chains: rows.filter((r) => r.where !== 'nft inet').reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
     rules: rows.reduce((n, r) => n + r.rules, 0),
     nftRules: rows.filter((r) => r.where === 'nft inet').length,
   };
-  const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts };
+  const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
+  const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
+  if (!o.apply) return { rows, totals, looked, errors, removed };
 
-  if (!values.apply) {
-    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
-    else {
-      if (rows.length > 0) out(renderTable(rows));
-      out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${first.records.counts.cache} cached results and ${first.records.counts.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
-      for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
-    }
-    return rows.length > 0 || errors.length > 0 ? 1 : 0;
-  }
-
-  // A retry reads the table and the records again; its plan stays within the first one.
-  const rounds = new Map<number, Selection>([[1, first.selection]]);
-  const evidence = async (a: Attempt): Promise<Selection> => {
-    let s = rounds.get(a.n);
-    if (!s) rounds.set(a.n, (s = readSelection().selection));
-    return s;
-  };
-  const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0, seconds: 0 };
   for (const t of present) {
+    // A retry reads this table and then the records again (per table: records read for another table's
+    // retry predate this table's re-read); its plan stays within the first one.
+    const rounds = new Map<number, Selection>([[1, first.selection]]);
+    const evidence = async (a: Attempt): Promise<Selection> => {
+      let sel = rounds.get(a.n);
+      if (!sel) rounds.set(a.n, (sel = readSelection().selection));
+      return sel;
+    };
     const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, progress });
     if (!r.ok) {
       errors.push(r.error.message);
@@ -181,18 +222,7 @@ export async function sweep(argv: string[]): Promise<number> {
     removed.nftRules += r.value.removed.rules;
     removed.transactions += r.value.removed.transactions;
   }
-  removed.seconds = (Date.now() - started) / 1000;
-  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed, errors }, null, 2) + '\n');
-  else {
-    if (rows.length > 0) out(renderTable(rows));
-    out(`removed ${removed.chains} chains, ${removed.jumps} jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${removed.seconds.toFixed(2)} s)${errors.length ? `; ${errors.length} errors` : ''}.\n`);
-    for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
-  }
-  // The janitor's own log (logFile/logLevel from --config) keeps a record of what an operator removed.
-  const log = createLogger(settings.value, { plugin: 'masq-janitor', command: 'sweep' }, (line) => err(line + '\n'));
-  log.info({ orphans: rows.length, totals, removed, errors }, 'sweep applied');
-  await log.flush();
-  return errors.length > 0 ? 1 : 0;
+  return { rows, totals, looked, errors, removed };
 }
 
 function planRows(t: AnyTable, selection: Selection, why: string): OrphanRow[] {

@@ -8,7 +8,7 @@ import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
 import type { JanitorError } from '../errors.js';
 import { bridgeWillTearDown, inspectNetns, type NetnsState } from '../records/netns.js';
-import { cachedInterfaces } from '../records/recorded.js';
+import { cachedInterfaces, type RecordedInterface } from '../records/recorded.js';
 import { delSelection, type Me } from '../records/selections.js';
 import { NONE, type Reply, type VerbContext } from './context.js';
 
@@ -52,11 +52,14 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   };
   // A name that is not valid UTF-8 cannot be passed to `ip` exactly: then we cannot tell, and "unknown" keeps bridge's chain.
   const netns = memo(async (): Promise<NetnsState> => (env.ifnameNotText === true && env.netns !== '' ? { kind: 'unknown' } : inspectNetns(run, env.netns, env.ifname)));
-  const others = memo(async () => cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
+  // The netns check is one process, shared by the tables of a round (this container's netns only ever goes
+  // from alive to gone); the cache is read again after every table read.
+  let lastOthers: RecordedInterface[] = [];
+  const othersNow = (): RecordedInterface[] => (lastOthers = cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
   const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> =>
     delSelection(me, {
       prevIps: ips?.filter((i) => i.family === family).map((i) => i.ip),
-      others: await others.at(attempt.n),
+      others: othersNow(),
       // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
       bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
     });
@@ -64,7 +67,7 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const tables = [4, 6].flatMap((f) => delVariants(f as 4 | 6, ctx.path));
   const wait = conf.settings.lockWait;
   const [nft, ...results] = await Promise.all([
-    converge(nftBackend(run, [me.network]), async (a) => delSelection(me, { prevIps: undefined, others: await others.at(a.n), bridgeTearsDown: false }), { firstWhole: true }),
+    converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
     ...tables.map(async (xt: Xtables) => {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
       const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => i.ip) ?? [];
@@ -87,7 +90,7 @@ export async function del(ctx: VerbContext): Promise<Reply> {
     ifname: env.ifname,
     netns: env.netns,
     netnsState,
-    otherInterfaces: ((await others.latest()) ?? []).length,
+    otherInterfaces: lastOthers.length,
     reports: reports.map((r) => ({ table: r.where, ...r.removed, attempts: r.attempts, ...(r.skipped ? { skipped: r.skipped } : {}) })),
   };
   if (errors.length === 0) {

@@ -22,12 +22,8 @@ export async function gc(ctx: VerbContext): Promise<Reply> {
     return NONE;
   }
   // libcni's cache only refines which of a valid container's iptables jumps belong to an invalid interface.
-  const rounds = new Map<number, ReturnType<typeof gcSelection>>();
-  const evidence = async (a: Attempt) => {
-    let s = rounds.get(a.n);
-    if (!s) rounds.set(a.n, (s = gcSelection(conf.name, valid, readRecords(conf.settings.stateDir, { reservations: false }))));
-    return s;
-  };
+  // Read after each read of each table (the attempt's), never shared with another table's.
+  const evidence = async (_a: Attempt) => gcSelection(conf.name, valid, readRecords(conf.settings.stateDir, { reservations: false }));
   const backends = hostBackends(run, ctx.path, conf.settings.lockWait, [conf.name]);
   const outcomes = [];
   const errors: JanitorError[] = [];
