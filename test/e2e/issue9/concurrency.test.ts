@@ -8,7 +8,7 @@ import { explain } from '../support/cni.js';
 import { e2eSuite, expectForeignIntact } from '../support/expect.js';
 import { masqState } from '../support/iptables.js';
 import { newContainerId, withLab } from '../support/lab.js';
-import { addIf, bridgeList, delIf, gc, ip4, masqWhole, procText, removeCache, reservedIps, sweep, world, writeCache, type World } from './support/world.js';
+import { addIf, bridgeList, delIf, gc, ip4, makeHook, masqWhole, procText, removeCache, reservedIps, sweep, world, writeCache, type World } from './support/world.js';
 
 /**
  * Issue 9, "Done when": containers are added and deleted in a loop through
@@ -27,9 +27,9 @@ import { addIf, bridgeList, delIf, gc, ip4, masqWhole, procText, removeCache, re
  * table holds no state of a gone container.
  *
  * The "runtime" lists in GC every attachment from before its ADD until its
- * DEL is done, and starts no ADD while a GC runs (as a runtime computes the
- * list under its own lock); otherwise GC would rightly remove an ADD it was
- * never told about.
+ * DEL is done, and starts no ADD between computing that list and GC's read
+ * of the table (otherwise GC would rightly remove an ADD it was never told
+ * about); ADDs that start after the read must survive GC's retries.
  */
 
 e2eSuite();
@@ -163,20 +163,29 @@ async function churn(w: World): Promise<{ counts: Counts; problems: string[]; al
   }
 
   async function collector(): Promise<void> {
+    // GC's read of this lab's nat table, seen through a PATH wrapper that only observes.
+    const table = `iptables-${lab.toolchain.variant}-save`;
     while (running()) {
       await sleep(300);
       let release: () => void = () => {};
       gcRunning = new Promise<void>((r) => (release = r));
       const startedAt = ++tick;
       const valid = [...known].map((c) => ({ containerID: c.id, ifname: 'eth0' }));
+      const hook = makeHook(w, 'iptables', 'observe');
+      let finished = false;
+      const run = gc(w, valid, { lockWait: 30 }, hook.dir).finally(() => {
+        finished = true;
+      });
       try {
-        const r = await gc(w, valid, { lockWait: 30 });
-        counts.gcs++;
-        if (r.exitCode !== 0 || r.stdout !== '') problems.push(`GC failed:\n${procText(r)}`);
+        // New ADDs wait only until GC has read the table: an ADD after that is one GC never saw, and a retry must not take it.
+        while (!finished && !hook.readBy(table)) await sleep(10);
       } finally {
         gcRunning = undefined;
         release();
       }
+      const r = await run;
+      counts.gcs++;
+      if (r.exitCode !== 0 || r.stdout !== '') problems.push(`GC failed:\n${procText(r)}`);
       await check(`GC #${counts.gcs}`, startedAt);
     }
   }

@@ -166,7 +166,9 @@ export type HookMode =
   /** The first wrapped call waits for the test, then fails once with a "table moved" error; every later call is the real tool. */
   | 'fail-once'
   /** The first wrapped call waits for the test, then runs the real tool (which may fail on its own). */
-  | 'pause-once';
+  | 'pause-once'
+  /** Never waits: only reports which reads finished. */
+  | 'observe';
 
 export interface Hook {
   /** Put this first on the janitor's PATH. */
@@ -175,6 +177,8 @@ export interface Hook {
   around(run: Promise<ProcResult>, during: () => Promise<void>): Promise<ProcResult>;
   /** Whether a save/list of the wrapped read tools has completed (for --settle scenes). */
   readDone(): boolean;
+  /** Whether a read by this tool (e.g. `iptables-legacy-save`, `nft`) has completed. */
+  readBy(tool: string): boolean;
   fired(): boolean;
 }
 
@@ -205,7 +209,7 @@ for d in "\${dirs[@]}"; do
   if [ -x "$d/$name" ]; then real="$d/$name"; break; fi
 done
 [ -n "$real" ] || { echo "wrapper: no real $name" >&2; exit 127; }
-if ${isTransaction} && mkdir "${state}/fired" 2>/dev/null; then
+if ${mode === 'observe' ? 'false' : isTransaction} && mkdir "${state}/fired" 2>/dev/null; then
   for i in $(seq 1 1200); do [ -e "${state}/go" ] && break; sleep 0.05; done
   ${mode === 'fail-once' ? `cat >/dev/null; ${fail}; exit 1` : ':'}
 fi
@@ -218,13 +222,14 @@ fi
   if (kind === 'iptables') {
     for (const n of RESTORES) write(n, `${gate('true')}exec "$real" "$@"\n`);
   } else {
-    write('nft', `${gate('[[ " $* " == *" -f "* ]]')}"$real" "$@"; rc=$?\n[[ " $* " == *" list "* ]] && touch "${state}/read"\nexit $rc\n`);
+    write('nft', `${gate('[[ " $* " == *" -f "* ]]')}"$real" "$@"; rc=$?\n[[ " $* " == *" list "* ]] && touch "${state}/read" "${state}/read-nft"\nexit $rc\n`);
   }
-  if (kind === 'iptables') for (const n of SAVES) write(n, `${gate('false')}"$real" "$@"; rc=$?\ntouch "${state}/read"\nexit $rc\n`);
+  if (kind === 'iptables') for (const n of SAVES) write(n, `${gate('false')}"$real" "$@"; rc=$?\ntouch "${state}/read" "${state}/read-${n}"\nexit $rc\n`);
   return {
     dir,
     fired: () => existsSync(join(state, 'fired')),
     readDone: () => existsSync(join(state, 'read')),
+    readBy: (tool) => existsSync(join(state, `read-${tool}`)),
     async around(run, during) {
       let done = false;
       const watched = run.finally(() => {
