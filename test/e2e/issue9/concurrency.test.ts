@@ -1,4 +1,6 @@
 import { randomInt } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Conflist, JsonObject } from '../../support/conflist.js';
 import { removeNetns, type Netns } from '../../support/netns.js';
@@ -62,9 +64,12 @@ interface Counts {
   sweepRetries: number;
 }
 
-async function churn(w: World): Promise<{ counts: Counts; problems: string[]; alive: Ctr[]; everyId: string[] }> {
+async function churn(w: World): Promise<{ counts: Counts; problems: string[]; alive: Ctr[]; everyId: string[]; sweepConf: string }> {
   const { lab } = w;
   const list: Conflist = bridgeList(w, { janitorKeys: { lockWait: 30 } });
+  // sweep takes lockWait from --config: other suites on this machine hold the xtables lock too.
+  const sweepConf = join(lab.tmp, 'sweep-conflist.json');
+  writeFileSync(sweepConf, JSON.stringify(list));
   const bridgeOnly: Conflist = { ...list, plugins: list.plugins.slice(0, 1) };
   const counts: Counts = { lifecycles: 0, leaks: 0, sweeps: 0, settledSweeps: 0, gcs: 0, checks: 0, losses: 0, sweptChains: 0, sweepRetries: 0 };
   const problems: string[] = [];
@@ -147,7 +152,7 @@ async function churn(w: World): Promise<{ counts: Counts; problems: string[]; al
     while (running()) {
       const settle = n++ % 2 === 1;
       const startedAt = ++tick;
-      const r = await sweep(w, ['--apply', '--json', ...(settle ? ['--settle', '1'] : [])]);
+      const r = await sweep(w, ['--apply', '--json', '--config', sweepConf, ...(settle ? ['--settle', '1'] : [])]);
       counts.sweeps++;
       if (settle) counts.settledSweeps++;
       if (r.exitCode !== 0) problems.push(`sweep exit ${r.exitCode ?? '?'}:\n${procText(r)}`);
@@ -196,14 +201,14 @@ async function churn(w: World): Promise<{ counts: Counts; problems: string[]; al
     if (c) alive.push(c);
   }
   await Promise.all([...Array.from({ length: WORKERS }, (_, k) => worker(k)), sweeper(), collector()]);
-  return { counts, problems, alive, everyId };
+  return { counts, problems, alive, everyId, sweepConf };
 }
 
 describe.each(VARIANTS)('iptables-%s', (variant) => {
   it('containers come and go through bridge + host-local + janitor while sweep --apply (with and without --settle) and GC loop beside them: 0 recorded containers lose a rule, 0 orphans at the end', () =>
     withLab(variant, async (lab) => {
       const w = world(lab);
-      const { counts, problems, alive, everyId } = await churn(w);
+      const { counts, problems, alive, everyId, sweepConf } = await churn(w);
 
       // Those still alive: whole.
       const end = (await lab.snapshot([4])).v4;
@@ -212,9 +217,9 @@ describe.each(VARIANTS)('iptables-%s', (variant) => {
         if (!r.ok) problems.push(`alive at the end: ${c.id} lost state: ${r.why}`);
       }
       // One last sweep for leaks made after the loop's last pass; then nothing is orphaned.
-      const last = await sweep(w, ['--apply', '--json']);
+      const last = await sweep(w, ['--apply', '--json', '--config', sweepConf]);
       if (last.exitCode !== 0) problems.push(`final sweep --apply:\n${procText(last)}`);
-      const dry = await sweep(w, ['--json']);
+      const dry = await sweep(w, ['--json', '--config', sweepConf]);
       const orphans = (JSON.parse(dry.stdout || '{"orphans":[]}') as { orphans: unknown[] }).orphans;
       const after = await lab.snapshot();
       const aliveIds = new Set(alive.map((c) => c.id));
