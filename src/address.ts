@@ -53,3 +53,13 @@ export function contains(net: Cidr, ip: Cidr): boolean {
 
 /** Is this CIDR one address (`/32`, `/128`)? */
 export const isHost = (c: Cidr): boolean => c.prefix === (c.family === 4 ? 32 : 128);
+
+/** The network a CIDR lies in, as iptables prints it (`10.4.0.2/24` -> `10.4.0.0/24`). */
+export function networkOf(c: Cidr): string {
+  const width = c.family === 4 ? 32 : 128;
+  const shift = BigInt(width - c.prefix);
+  const n = (bits(c) >> shift) << shift;
+  if (c.family === 4) return `${[24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.')}/${c.prefix}`;
+  const groups = Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return `${canonicalIp(groups.join(':')) ?? groups.join(':')}/${c.prefix}`;
+}

@@ -1,5 +1,5 @@
 import { converge, type Attempt, type Outcome } from '../backends/backend.js';
-import { assumedSnapshot, planIptables, type IptablesPlan } from '../backends/iptables/plan.js';
+import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
 import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
@@ -58,7 +58,7 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const othersNow = (): RecordedInterface[] => (lastOthers = cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
   const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> =>
     delSelection(me, {
-      prevIps: ips?.filter((i) => i.family === family).map((i) => i.ip),
+      prevIps: ips?.filter((i) => i.family === family).map((i) => `${i.ip}/${i.prefix}`),
       others: othersNow(),
       // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
       bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
@@ -70,11 +70,10 @@ export async function del(ctx: VerbContext): Promise<Reply> {
     converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
     ...tables.map(async (xt: Xtables) => {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
-      const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => i.ip) ?? [];
+      const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
       // One process instead of two in the case this product exists for: a leak with prevResult in hand.
-      const assumed = assumedSnapshot(me, prevIps, xt.family);
-      const round0 = assumed === undefined ? undefined : await evidence({ n: 0 });
-      const speculative: IptablesPlan | undefined = assumed === undefined || round0 === undefined ? undefined : planIptables(assumed, round0, { recreate: round0.recreateChains === true, conservative: false });
+      const round0 = prevIps.length === 0 ? undefined : await evidence({ n: 0 });
+      const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
       return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
     }),
   ]);

@@ -65,6 +65,15 @@ describe('DEL: the collision check (names hash network + ID with no separator)',
     expect(w.host.rulesOf(V4, y.chain)).toEqual(y.inside.map((r) => r.line));
   });
 
+  it("X's jump goes; the chain holding Y's rules stays although no jump of Y's enters it now", async () => {
+    const y = addBridge(w.host, V4, Y, '10.9.0.3', '10.9.0.0/24');
+    w.host.table(V4).rules = w.host.table(V4).rules.filter((r) => r !== y.jump);
+    const xJump = { line: `-A POSTROUTING -s 10.9.0.4/32 -m comment --comment "${iptablesComment(X).replaceAll('"', '\\"')}" -j ${chainName(X)}`, target: chainName(X) };
+    w.host.addRule(V4, xJump);
+    ok(await callPlugin(w, 'DEL', X, { conf: { strict: true } }));
+    expect(w.host.table(V4).rules.map((r) => r.line)).toEqual(y.inside.map((r) => r.line));
+  });
+
   it("X's jump goes and the shared chain stays while Y still uses it", async () => {
     const y = addBridge(w.host, V4, Y, '10.9.0.3', '10.9.0.0/24');
     const xJump = { line: `-A POSTROUTING -s 10.9.0.4/32 -m comment --comment "${iptablesComment(X).replaceAll('"', '\\"')}" -j ${chainName(X)}`, target: chainName(X) };

@@ -1,5 +1,5 @@
 import { chainName, chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../../identity.js';
-import { canonicalIp, parseCidr } from '../../address.js';
+import { networkOf, parseCidr } from '../../address.js';
 import type { ChainMode, Selection } from '../selection.js';
 import { parseRuleLine, type Rule, type Snapshot } from './parse.js';
 
@@ -24,8 +24,14 @@ export interface IptablesPlan {
   readonly jumps: readonly Rule[];
   /** Chains to empty and delete. */
   readonly chains: readonly string[];
-  /** Of those, the ones to create again, empty, in the same transaction. */
+  /** Of those, the ones to create again, empty, right after (bridge's own teardown still needs them). */
   readonly recreate: readonly string[];
+  /**
+   * Rules inside `chains` to delete one by one instead of emptying the
+   * chains: a plan made without reading the table names the rules it
+   * expects, so `-X` fails ("not empty") if the chain holds anything else.
+   */
+  readonly inside?: readonly Rule[];
   /** Attachments the plan touches, for reports. */
   readonly owners: readonly Attachment[];
 }
@@ -127,23 +133,42 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
 
 /**
  * What DEL can assume without reading the table, when prevResult names the
- * attachment's addresses: bridge's jump per address, into the chain it
- * made, holding bridge's rules. Planned like any snapshot; if the table is
- * not like this, the transaction fails whole and the shell reads instead.
+ * attachment's addresses (with their prefixes): bridge's jump per address,
+ * into the chain it made, holding bridge's two rules (ACCEPT for the
+ * subnet, MASQUERADE for all but multicast).
  */
 export function assumedSnapshot(a: Attachment, ips: readonly string[], family: 4 | 6): Snapshot | undefined {
   const chain = chainName(a);
   const quoted = `"${iptablesComment(a).replaceAll('"', '\\"')}"`;
-  const rules: Rule[] = [];
-  for (const ip of ips) {
-    const canon = canonicalIp(ip);
-    if (canon === undefined || (family === 4) !== !canon.includes(':')) return undefined;
-    const jump = parseRuleLine(`-A POSTROUTING -s ${canon}/${family === 4 ? 32 : 128} -m comment --comment ${quoted} -j ${chain}`);
-    if (!jump?.certain) return undefined;
-    rules.push(jump);
+  const jumps: Rule[] = [];
+  const accept = new Map<string, Rule>();
+  for (const text of ips) {
+    const c = parseCidr(text);
+    if (c === undefined || c.family !== family) return undefined;
+    const jump = parseRuleLine(`-A POSTROUTING -s ${c.ip}/${family === 4 ? 32 : 128} -m comment --comment ${quoted} -j ${chain}`);
+    const net = networkOf(c);
+    const rule = parseRuleLine(`-A ${chain} -d ${net} -m comment --comment ${quoted} -j ACCEPT`);
+    if (!jump?.certain || !rule?.certain) return undefined;
+    jumps.push(jump);
+    accept.set(net, rule);
   }
-  if (rules.length === 0) return undefined;
-  const inside = parseRuleLine(`-A ${chain} -m comment --comment ${quoted} -j MASQUERADE`);
-  if (!inside) return undefined;
-  return { chains: new Set([chain]), rules: [...rules, inside] };
+  if (jumps.length === 0) return undefined;
+  const masq = parseRuleLine(`-A ${chain} ! -d ${family === 4 ? '224.0.0.0/4' : 'ff00::/8'} -m comment --comment ${quoted} -j MASQUERADE`);
+  if (!masq?.certain) return undefined;
+  return { chains: new Set([chain]), rules: [...jumps, ...accept.values(), masq] };
+}
+
+/**
+ * DEL's fast path, planned without reading the table: the plan for the
+ * assumed snapshot, but deleting bridge's rules one by one instead of
+ * emptying the chain, so that a chain holding anything else (another
+ * attachment's rules under a colliding name, a newer bridge's extra rule)
+ * fails `-X` and with it the transaction; the shell then reads the table.
+ */
+export function planAssumed(a: Attachment, ips: readonly string[], family: 4 | 6, selection: Selection, mode: ChainMode): IptablesPlan | undefined {
+  const snapshot = assumedSnapshot(a, ips, family);
+  if (snapshot === undefined) return undefined;
+  const plan = planIptables(snapshot, selection, mode);
+  const doomed = new Set(plan.chains);
+  return { ...plan, inside: snapshot.rules.filter((r) => doomed.has(r.chain)) };
 }

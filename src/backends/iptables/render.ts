@@ -24,8 +24,10 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
     return c;
   };
   const lines = ['*nat'];
-  for (const c of plan.chains) lines.push(`:${safeChain(c)} - [0:0]`);
+  // A plan that names the rules inside its chains deletes those, and -X then fails on anything left.
+  if (plan.inside === undefined) for (const c of plan.chains) lines.push(`:${safeChain(c)} - [0:0]`);
   for (const j of plan.jumps) lines.push(`-D ${safeRuleBody(j.line)}`);
+  for (const r of plan.inside ?? []) lines.push(`-D ${safeRuleBody(r.line)}`);
   for (const c of plan.chains) lines.push(`-X ${safeChain(c)}`);
   lines.push('COMMIT', '');
   return lines.join('\n');

@@ -4,7 +4,7 @@ import type { Backend, Progress, Removed } from '../backend.js';
 import { NONE_REMOVED } from '../backend.js';
 import type { Runner } from '../exec.js';
 import type { Selection } from '../selection.js';
-import { mergeSnapshots, parseListing, parseSave, type Snapshot } from './parse.js';
+import { mergeSnapshots, parseListing, parseSave, type Rule, type Snapshot } from './parse.js';
 import { EMPTY_PLAN, doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
 import { chunkPlan, renderRecreate, renderRestore } from './render.js';
 import { legacyHasNat } from './variants.js';
@@ -103,12 +103,20 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
       const post = await listChain(run, xt, 'POSTROUTING', wait);
       if (!post.ok) return post;
       if (post.value === undefined) return ok(undefined);
-      const own = chainName(scope.attachment);
-      // Our chain is read only when no jump of ours shows it: an earlier partial cleanup, or bridge's own teardown half done.
-      if (post.value.rules.some((r) => r.jump === own && jumpOwner(r) !== undefined)) return ok(post.value);
-      const chain = await listChain(run, xt, own, wait);
-      if (!chain.ok) return chain;
-      return ok(chain.value === undefined ? post.value : mergeSnapshots(post.value, chain.value));
+      // The chains our jumps enter, and ours by name: their rules prove whose they are (names can collide).
+      const me = scope.attachment;
+      const mine = (r: Rule): boolean => {
+        const o = jumpOwner(r);
+        return o !== undefined && o.network === me.network && o.containerId === me.containerId;
+      };
+      const names = new Set([chainName(me), ...post.value.rules.filter(mine).map((r) => r.jump as string)]);
+      const parts = [post.value];
+      for (const name of names) {
+        const chain = await listChain(run, xt, name, wait);
+        if (!chain.ok) return chain;
+        if (chain.value !== undefined) parts.push(chain.value);
+      }
+      return ok(mergeSnapshots(...parts));
     },
     plan: (snapshot, selection: Selection, attempt, within) =>
       planIptables(snapshot, selection, { recreate: selection.recreateChains === true, conservative: attempt.conservative }, within === undefined ? undefined : doomedBy(within)),
