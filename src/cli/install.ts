@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
 import { configFiles } from './conf-dir.js';
+import { describeProblem, janitorEntries } from './entries.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
@@ -187,9 +188,16 @@ async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> 
   }
   const p = plan.value;
   switch (p.action) {
-    case 'present':
+    case 'present': {
+      // The same validation the plugin runs: a typo there fails every ADD of this network.
+      const problems = janitorEntries(snap.value.data.toString('utf8'))?.problems ?? [];
+      if (problems.length > 0) {
+        for (const pr of problems) io.err(`${t.path}: error: ${describeProblem(pr)}; every container start on this network fails until it is fixed; file left untouched\n`);
+        return false;
+      }
       io.out(`${t.path}: already present${p.warning ? ` (warning: ${p.warning})` : ''}\n`);
       return true;
+    }
     case 'skip':
       io.out(`${t.path}: skipped: ${p.reason}\n`);
       return true;

@@ -90,6 +90,23 @@ describe('install', () => {
     expect(again.out).not.toMatch(/added/);
   });
 
+  it('case 2: fails, naming the file and the key, on a janitor entry already present that the plugin would reject', async () => {
+    const typo = join(conf, '10-typo.conflist');
+    const badValue = join(conf, '20-value.conflist');
+    const good = join(conf, '30-good.conflist');
+    await writeFile(typo, '{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logfile":"/var/log/mj.log"}]}');
+    await writeFile(badValue, '{"cniVersion":"1.0.0","name":"b","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","lockWait":"5s"}]}');
+    await writeFile(good, '{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logLevel":"info"}]}');
+    const before = await tree(conf);
+    const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin);
+    expect(r.code).toBe(1);
+    expect(r.out).not.toContain(`${typo}: already present`);
+    expect(r.err).toMatch(new RegExp(`${typo}: error: .*"logfile".*logFile`));
+    expect(r.err).toMatch(new RegExp(`${badValue}: error: .*lockWait`));
+    expect(r.out).toContain(`${good}: already present`);
+    expect(await tree(conf)).toEqual(before);
+  });
+
   it('--dry-run says what it would do and changes nothing', async () => {
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
     const before = await tree(dir);
