@@ -7,7 +7,7 @@ import { describeProblem, janitorEntries } from './entries.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
-import { runningExecutable } from './self-exe.js';
+import { installSource } from './self-exe.js';
 
 /**
  * `masq-janitor install` and `uninstall`: the operator's way to put the
@@ -35,8 +35,13 @@ options:
                    and *.json, and the *.conflist of its subdirectories (nerdctl's
                    per-namespace networks). Not together with FILEs.
   --bin-dir DIR    the CNI plugin dir (default ${DEFAULT_BIN_DIR})
-  --from FILE      the masq-janitor file to copy (default: the running one: the
-                   single executable, or the script node was started with)
+  --from FILE      the masq-janitor file to copy (default: the standalone single
+                   executable: the running one, or dist/standalone/masq-janitor
+                   beside the running bundle)
+  --script         allow installing a Node script (the bundle, dist/masq-janitor).
+                   It runs with whatever node the runtime's PATH finds, so it is
+                   installed only if it answers CNI VERSION in the environments
+                   runtimes give plugins (systemd's default PATH; no PATH at all)
   --skip-binary    leave the bin dir alone; only edit configs
   --dry-run        print what would change; change nothing
   -h, --help       this text
@@ -68,7 +73,7 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, 'skip-binary': { type: 'boolean' } } as const;
+const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, script: { type: 'boolean' }, 'skip-binary': { type: 'boolean' } } as const;
 const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' } } as const;
 
 type Parsed<T> = { ok: true; values: T; files: string[] } | { ok: false; code: number };
@@ -137,7 +142,7 @@ function binaryLine(action: BinaryAction, src: string, dryRun: boolean): string 
   }
 }
 
-/** A bundle starting with `#!/usr/bin/env node` runs with whatever node the *runtime's* PATH finds. */
+/** The interpreter of a `#!` file, or undefined for a binary. */
 async function interpreterOf(file: string): Promise<string | undefined> {
   const fh = await open(file, 'r').catch(() => undefined);
   if (!fh) return undefined;
@@ -151,10 +156,22 @@ async function interpreterOf(file: string): Promise<string | undefined> {
   }
 }
 
-async function copyBinary(from: string | undefined, binDir: string, dryRun: boolean, io: Io): Promise<boolean> {
-  const src = from !== undefined ? { ok: true as const, value: resolve(from) } : runningExecutable();
+/** `#!/usr/bin/env node`, `#!/usr/local/bin/nodejs`, `#!/usr/bin/env node20`... */
+const NODE_INTERPRETER = /(^|[\s/])node[\w.-]*(\s|$)/;
+
+async function copyBinary(from: string | undefined, script: boolean, binDir: string, dryRun: boolean, io: Io): Promise<boolean> {
+  const src = from !== undefined ? { ok: true as const, value: resolve(from) } : installSource(script);
   if (!src.ok) {
     io.err(`masq-janitor install: ${src.error}\n`);
+    return false;
+  }
+  const interp = await interpreterOf(src.value);
+  if (interp !== undefined && NODE_INTERPRETER.test(interp) && !script) {
+    io.err(
+      `masq-janitor install: ${src.value} is a Node script ("#!${interp}"): it runs with whatever node the container runtime's PATH finds, ` +
+        'which is not your shell\'s; install the standalone executable (`make standalone`: dist/standalone/masq-janitor), ' +
+        'or pass --script to install the script anyway once it answers CNI VERSION under the runtime environment\n',
+    );
     return false;
   }
   const r = await installBinary(src.value, binDir, { dryRun, verify: probeVersion });
@@ -162,13 +179,15 @@ async function copyBinary(from: string | undefined, binDir: string, dryRun: bool
     io.err(`${join(binDir, BINARY_NAME)}: error: ${r.error.message}\n`);
     return false;
   }
-  io.out(`${r.value.path}: ${binaryLine(r.value.action, src.value, dryRun)}\n`);
-  if (r.value.action === 'installed' || r.value.action === 'updated') {
-    const interp = await interpreterOf(src.value);
-    if (interp !== undefined && /\bnode(js)?\b/.test(interp)) {
-      io.err(`note: ${r.value.path} is a script run by "${interp}": the container runtime must find node >= 20.5 on its own PATH\n`);
+  // A copy already in place skipped the verification above: an old script may never have run under the runtime.
+  if (r.value.action !== 'installed' && r.value.action !== 'updated' && !dryRun) {
+    const bad = await probeVersion(r.value.path);
+    if (bad !== undefined) {
+      io.err(`${r.value.path}: error: the installed file ${bad}; replace it with the standalone executable\n`);
+      return false;
     }
   }
+  io.out(`${r.value.path}: ${binaryLine(r.value.action, src.value, dryRun)}\n`);
   if (!(await exists(join(binDir, 'bridge'))) && !(await exists(join(binDir, 'ptp')))) {
     io.err(`note: ${binDir} has no bridge or ptp plugin: is it the directory your runtime runs plugins from?\n`);
   }
@@ -237,7 +256,7 @@ export async function install(argv: string[], io: Io = stdio): Promise<number> {
   // The binary first: a config naming a plugin the runtime cannot find fails every container start.
   if (v['skip-binary']) {
     if (!(await exists(join(binDir, BINARY_NAME)))) io.err(`note: no ${BINARY_NAME} in ${binDir}: the runtime must find it in another plugin dir\n`);
-  } else if (!(await copyBinary(v.from, binDir, dryRun, io))) {
+  } else if (!(await copyBinary(v.from, v.script ?? false, binDir, dryRun, io))) {
     io.err('masq-janitor install: no config changed\n');
     return 1;
   }

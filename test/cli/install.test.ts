@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -159,10 +160,67 @@ describe('install', () => {
     const broken = await fakePlugin(join(dir, 'broken'), false);
     const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', broken);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/does not work as a CNI plugin here \(exit 1: broken\); nothing installed/);
+    expect(r.err).toMatch(/does not work as a CNI plugin here \(does not answer CNI VERSION under a systemd service .*: exit 1: broken\); nothing installed/);
     expect(r.err).toContain('no config changed');
     expect(await readdir(bin)).toEqual(['bridge']);
     expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+  });
+
+  describe('case 1: the file in the bin dir needs nothing from the host', () => {
+    /** A Node script whose interpreter only the operator's PATH finds (node from nvm, volta, ...). */
+    async function nvmScript(): Promise<{ script: string; path: string }> {
+      const nvm = join(dir, 'nvm', 'bin');
+      await mkdir(nvm, { recursive: true });
+      await symlink(process.execPath, join(nvm, 'node-nvm'));
+      const script = join(dir, 'script', 'masq-janitor');
+      await mkdir(join(dir, 'script'));
+      await writeFile(script, `#!/usr/bin/env node-nvm\nprocess.stdout.write(JSON.stringify({ cniVersion: '1.1.0', supportedVersions: ['1.0.0', '1.1.0'] }));\n`);
+      await chmod(script, 0o755);
+      return { script, path: `${nvm}:${process.env.PATH ?? ''}` };
+    }
+
+    it('a Node script needs --script, even when it works in the operator shell; nothing changes', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      const { script, path } = await nvmScript();
+      const saved = process.env.PATH;
+      process.env.PATH = path;
+      try {
+        const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script);
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(/is a Node script .*--script/);
+        expect(r.err).toContain('no config changed');
+        expect(await readdir(bin)).toEqual(['bridge']);
+        expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
+    it('--script is refused when VERSION does not answer under the runtime environment (node only on the operator PATH)', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      const { script, path } = await nvmScript();
+      const saved = process.env.PATH;
+      process.env.PATH = path;
+      try {
+        const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script, '--script');
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(/does not work as a CNI plugin .*PATH=\/usr\/local\/sbin:.*node-nvm.*No such file or directory/);
+        expect(r.err).toContain('no config changed');
+        expect(await readdir(bin)).toEqual(['bridge']);
+        expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
+    it('a script already installed is probed too: "already up to date" is no pass for one that cannot run', async () => {
+      const { script } = await nvmScript();
+      await copyFile(script, join(bin, 'masq-janitor'));
+      await chmod(join(bin, 'masq-janitor'), 0o755);
+      const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script, '--script');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/masq-janitor: error: .*does not answer CNI VERSION/);
+    });
   });
 
   it('without --from refuses to guess when it is not running as masq-janitor', async () => {
@@ -263,19 +321,38 @@ describe('uninstall', () => {
 describe('the bundle (dist/masq-janitor)', () => {
   const exec = promisify(execFile);
 
-  it('copies itself when run as `node dist/masq-janitor install`, verified, idempotent', async () => {
+  it('with --script copies itself when run as `node dist/masq-janitor install`, verified under the runtime environment, idempotent', async () => {
     const bundle = await ensureBundle();
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
-    const first = await exec('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]);
+    const first = await exec('node', [bundle, 'install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(first.stdout).toContain(`${bin}/masq-janitor: installed (copied from ${bundle})`);
-    expect(first.stderr).toContain('is a script run by "/usr/bin/env node"');
     expect(await readFile(join(bin, 'masq-janitor'))).toEqual(await readFile(bundle));
-    const second = await exec('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]);
+    const second = await exec('node', [bundle, 'install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(second.stdout).toBe(`${bin}/masq-janitor: already up to date\n${conf}/10-a.conflist: already present\n`);
     // The installed copy answers for itself.
-    const third = await exec(join(bin, 'masq-janitor'), ['install', '--conf-dir', conf, '--bin-dir', bin]);
+    const third = await exec(join(bin, 'masq-janitor'), ['install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(third.stdout).toContain('already in place');
     const help = await exec('node', [bundle, '--help']);
     expect(help.stdout).toMatch(/install .*\n.*\n\s+uninstall/);
   });
+
+  it('case 1: without --script the bundle installs the standalone executable beside it, or refuses and changes nothing', async () => {
+    const bundle = await ensureBundle();
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    const standalone = join(ROOT, 'dist/standalone/masq-janitor');
+    const r = await promisify(execFile)('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]).then(
+      (x) => ({ code: 0, ...x }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    if (existsSync(standalone)) {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`${bin}/masq-janitor: installed (copied from ${standalone})`);
+    } else {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no standalone executable .*make standalone.*--script/);
+      expect(await readdir(bin)).toEqual(['bridge']);
+      expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+    }
+  });
+
 });
