@@ -2,6 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
+import { DEFAULT_STATE_DIR, scanCache } from './cni-cache.js';
 import { configFiles } from './conf-dir.js';
 import { describeProblem, janitorEntries } from './entries.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
@@ -60,8 +61,12 @@ replacement and <file>${BACKUP_SUFFIX} backup as install.
 options:
   --conf-dir DIR    the CNI conf dir (default ${DEFAULT_CONF_DIR}); not together with FILEs
   --bin-dir DIR     the CNI plugin dir (default ${DEFAULT_BIN_DIR})
-  --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config names it
-                    (needs the conf dir scan, so not together with FILEs)
+  --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config and no
+                    libcni cache entry (<state-dir>/results/*) names it: runtimes tear
+                    containers down with the config cached at their start, and a DEL
+                    that cannot find the plugin never reaches bridge (the IP leaks).
+                    Needs the conf dir scan, so not together with FILEs
+  --state-dir DIR   libcni's cache dir (default ${DEFAULT_STATE_DIR})
   --dry-run         print what would change; change nothing
   -h, --help        this text
 `;
@@ -74,7 +79,7 @@ const COMMON = {
 } as const;
 
 const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, script: { type: 'boolean' }, 'skip-binary': { type: 'boolean' } } as const;
-const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' } } as const;
+const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' }, 'state-dir': { type: 'string' } } as const;
 
 type Parsed<T> = { ok: true; values: T; files: string[] } | { ok: false; code: number };
 
@@ -339,6 +344,20 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   if (still.length > 0) {
     io.out(`${dest}: kept: still named by ${still.join(', ')}\n`);
     return 0;
+  }
+  const cache = await scanCache(resolve(v['state-dir'] ?? DEFAULT_STATE_DIR));
+  if (cache.error !== undefined || cache.naming.length > 0 || cache.unreadable.length > 0) {
+    const lines = [
+      ...cache.naming.map((p) => `  ${p}: its container was started with masq-janitor in its network list`),
+      ...cache.unreadable.map((u) => `  ${u.path}: cannot be read (${u.why}), so it may name masq-janitor`),
+      ...(cache.error !== undefined ? [`  the cache dir cannot be listed (${cache.error}), so any entry may name masq-janitor`] : []),
+    ];
+    io.err(
+      `${dest}: kept: runtimes tear these containers down with the config cached when they started, and their DEL would fail without the binary (bridge would never release their IPs):\n` +
+        `${lines.join('\n')}\n` +
+        'remove or restart those containers (or delete the entries that are not libcni cache files), then run uninstall --remove-binary again\n',
+    );
+    return 1;
   }
   const r = await removeBinary(binDir, dryRun);
   if (!r.ok) {

@@ -279,7 +279,7 @@ describe('uninstall', () => {
     const originals = Object.fromEntries(await Promise.all((await readdir(ORIGINALS)).map(async (f) => [f, JSON.parse(await readFile(join(ORIGINALS, f), 'utf8')) as unknown])));
     expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin)).code).toBe(0);
 
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(r.code).toBe(0);
     expect(r.out).toContain(`${conf}/10-containerd-net.conflist: removed (previous content in 10-containerd-net.conflist${BACKUP_SUFFIX})\n`);
     expect(r.out.endsWith(`${bin}/masq-janitor: removed\n`)).toBe(true);
@@ -288,7 +288,7 @@ describe('uninstall', () => {
     expect(await readFile(join(conf, 'nerdctl-bridge.conflist'), 'utf8')).toBe(await readFile(join(ORIGINALS, 'nerdctl-bridge.conflist'), 'utf8'));
     expect(await readdir(bin)).toEqual(['bridge']);
 
-    const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(again.code).toBe(0);
     expect(again.out).toContain(`${conf}/10-containerd-net.conflist: not present\n`);
     expect(again.out).toContain(`${bin}/masq-janitor: not present\n`);
@@ -299,7 +299,7 @@ describe('uninstall', () => {
     const edited = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logLevel":"info"}]}';
     await writeFile(p, edited);
     await fakePlugin(join(bin, 'masq-janitor'));
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(r.code).toBe(0);
     expect(r.out).toBe(
       `${p}: kept: the masq-janitor entry has settings install does not write (logLevel); remove it by hand\n${bin}/masq-janitor: kept: still named by ${p}\n`,
@@ -308,11 +308,60 @@ describe('uninstall', () => {
     expect(await readdir(bin)).toContain('masq-janitor');
   });
 
+  describe('case 3: --remove-binary and the libcni cache (<state-dir>/results/*, field config)', () => {
+    const WITH = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor"}]}';
+    const cacheEntry = (config: string, id: string) =>
+      JSON.stringify({ kind: 'cniCacheV1', containerId: id, config: Buffer.from(config).toString('base64'), ifName: 'eth0', networkName: 'n', result: {} });
+
+    it('keeps the binary while a cached ADD-time config names the janitor, says which and how to finish; exit 1', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const state = join(dir, 'state');
+      await mkdir(join(state, 'results'), { recursive: true });
+      await writeFile(join(state, 'results', 'n-c1-eth0'), cacheEntry(WITH, 'c1'));
+      await writeFile(join(state, 'results', 'n-c2-eth0'), cacheEntry(BRIDGE_LIST, 'c2'));
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(r.code).toBe(1);
+      expect(await readdir(bin)).toContain('masq-janitor');
+      expect(r.err).toContain(`${bin}/masq-janitor: kept`);
+      expect(r.err).toContain(join(state, 'results', 'n-c1-eth0'));
+      expect(r.err).not.toContain('n-c2-eth0');
+      expect(r.err).toMatch(/remove or restart those containers.*run .*again/);
+      // Once the container is gone (its cache entry with it), the binary goes.
+      await rm(join(state, 'results', 'n-c1-eth0'));
+      const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(again.code).toBe(0);
+      expect(again.out).toContain(`${bin}/masq-janitor: removed`);
+    });
+
+    it('reads the cache without hanging or reading without bound (FIFO, symlink to /dev/zero), never echoes it, and counts unreadable entries as naming it', async () => {
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const state = join(dir, 'state');
+      const results = join(state, 'results');
+      await mkdir(results, { recursive: true });
+      await promisify(execFile)('mkfifo', [join(results, 'n-fifo-eth0')]);
+      await symlink('/dev/zero', join(results, 'n-zero-eth0'));
+      await writeFile(join(results, 'n-garbage-eth0'), 'SECRET-TOKEN-1234 not json');
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(r.code).toBe(1);
+      expect(await readdir(bin)).toContain('masq-janitor');
+      for (const n of ['n-fifo-eth0', 'n-zero-eth0', 'n-garbage-eth0']) expect(r.err).toContain(n);
+      expect(r.out + r.err).not.toContain('SECRET');
+    }, 10_000);
+
+    it('a missing state dir means no cache: the binary goes', async () => {
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
+      expect(r.code).toBe(0);
+      expect(await readdir(bin)).toEqual(['bridge']);
+    });
+  });
+
   it('--dry-run changes nothing', async () => {
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
     await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin);
     const before = await tree(dir);
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary', '--dry-run');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary', '--dry-run');
     expect(r.out).toBe(`${conf}/10-a.conflist: would remove\n${bin}/masq-janitor: would remove\n`);
     expect(await tree(dir)).toEqual(before);
   });
