@@ -1,5 +1,5 @@
 import { open, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
 import { DEFAULT_STATE_DIR, scanCache } from './cni-cache.js';
@@ -8,6 +8,7 @@ import { describeProblem, janitorEntries } from './entries.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
+import { lockConfDir } from './runtime-locks.js';
 import { installSource } from './self-exe.js';
 
 /**
@@ -125,6 +126,29 @@ async function targets(confDir: string, files: readonly string[], io: Io): Promi
   }
   if (found.value.length === 0) io.out(`${confDir}: no CNI config files\n`);
   return found.value.map((path) => ({ path, named: false }));
+}
+
+/**
+ * Run `fn` holding the locks runtimes write conflists under (runtime-locks.ts),
+ * in the conf dir or in the directory of each FILE named. Reads happen
+ * inside too: a decision made on content read before the lock is stale.
+ */
+async function underRuntimeLocks<T>(confDir: string, files: readonly string[], io: Io, fn: () => Promise<T>): Promise<T | undefined> {
+  const dirs = files.length > 0 ? [...new Set(files.map((f) => dirname(resolve(f))))].sort() : [confDir];
+  const held: { release(): Promise<void> }[] = [];
+  try {
+    for (const d of dirs) {
+      const l = await lockConfDir(d);
+      if (!l.ok) {
+        io.err(`masq-janitor: ${l.error}\n`);
+        return undefined;
+      }
+      held.push(l.value);
+    }
+    return await fn();
+  } finally {
+    for (const l of held.reverse()) await l.release();
+  }
 }
 
 /** A named file with another extension (runtimes would not load it) is read as a network list. */
@@ -265,11 +289,14 @@ export async function install(argv: string[], io: Io = stdio): Promise<number> {
     io.err('masq-janitor install: no config changed\n');
     return 1;
   }
-  const list = await targets(confDir, args.files, io);
-  if (!list) return 1;
-  let good = true;
-  for (const t of list) good = (await installOne(t, dryRun, io)) && good;
-  return good ? 0 : 1;
+  const code = await underRuntimeLocks(confDir, args.files, io, async () => {
+    const list = await targets(confDir, args.files, io);
+    if (!list) return 1;
+    let good = true;
+    for (const t of list) good = (await installOne(t, dryRun, io)) && good;
+    return good ? 0 : 1;
+  });
+  return code ?? 1;
 }
 
 interface UninstallOutcome {
@@ -325,15 +352,20 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
   const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
   const dryRun = v['dry-run'] ?? false;
-  const list = await targets(confDir, args.files, io);
-  if (!list) return 1;
-  let good = true;
-  const still: string[] = [];
-  for (const t of list) {
-    const r = await uninstallOne(t, dryRun, io);
-    good = r.ok && good;
-    if (r.referenced) still.push(t.path);
-  }
+  const edited = await underRuntimeLocks(confDir, args.files, io, async () => {
+    const list = await targets(confDir, args.files, io);
+    if (!list) return undefined;
+    let good = true;
+    const still: string[] = [];
+    for (const t of list) {
+      const r = await uninstallOne(t, dryRun, io);
+      good = r.ok && good;
+      if (r.referenced) still.push(t.path);
+    }
+    return { good, still };
+  });
+  if (!edited) return 1;
+  const { good, still } = edited;
   if (!v['remove-binary']) return good ? 0 : 1;
   // Configs first, binary last, and only when nothing names it any more.
   const dest = join(binDir, BINARY_NAME);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -270,6 +270,54 @@ describe('install', () => {
     expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin)).code).toBe(0);
     const st = await stat(p);
     expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([1000, 1000, 0o664]);
+  });
+});
+
+describe('case 6: install and uninstall take the locks runtimes write conflists under', () => {
+  /** Hold a lock from another process until released; resolves once it is held. */
+  async function holdLock(kind: 'flock' | 'fcntl', path: string): Promise<() => Promise<void>> {
+    const script =
+      kind === 'flock'
+        ? 'use Fcntl qw(:flock O_RDONLY); sysopen(my $f, $ARGV[0], O_RDONLY) or die "$!"; flock($f, LOCK_EX) or die "$!"; $| = 1; print "held\\n"; <STDIN>;'
+        : 'use Fcntl; sysopen(my $f, $ARGV[0], O_RDWR) or die "$!"; my $s = pack("s s x4 q q l x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $s) or die "$!"; $| = 1; print "held\\n"; <STDIN>;';
+    const child = spawn('perl', ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      child.stdout.once('data', () => res());
+      child.once('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
+    });
+    return async () => {
+      child.stdin.end();
+      await new Promise((res) => child.once('exit', res));
+    };
+  }
+
+  it.each([
+    ['nerdctl >= 2 (flock on <conf-dir>/.nerdctl.lock)', 'flock', '.nerdctl.lock'],
+    ['nerdctl < 2 (flock on the conf dir itself)', 'flock', ''],
+    ['podman 4 CNI backend (fcntl lock on <conf-dir>/cni.lock)', 'fcntl', 'cni.lock'],
+  ] as const)('waits for %s', async (_name, kind, lockName) => {
+    const file = join(conf, '10-a.conflist');
+    await writeFile(file, BRIDGE_LIST);
+    const lockPath = lockName === '' ? conf : join(conf, lockName);
+    if (lockName !== '') await writeFile(lockPath, '');
+    const release = await holdLock(kind, lockPath);
+    let done = false;
+    const pending = run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary').finally(() => void (done = true));
+    await new Promise((r) => setTimeout(r, 700));
+    const whileHeld = await readFile(file, 'utf8');
+    const finishedWhileHeld = done;
+    await release();
+    const r = await pending;
+    expect(finishedWhileHeld).toBe(false);
+    expect(whileHeld).toBe(BRIDGE_LIST);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`${file}: added`);
+  });
+
+  it('creates no lock file a runtime did not make', async () => {
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary')).code).toBe(0);
+    expect((await readdir(conf)).sort()).toEqual(['10-a.conflist', `10-a.conflist${BACKUP_SUFFIX}`]);
   });
 });
 
