@@ -143,6 +143,7 @@ async function underRuntimeLocks<T>(confDir: string, files: readonly string[], i
         io.err(`masq-janitor: ${l.error}\n`);
         return undefined;
       }
+      if (l.value.note !== undefined) io.err(`note: ${l.value.note}\n`);
       held.push(l.value);
     }
     return await fn();

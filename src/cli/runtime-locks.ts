@@ -28,6 +28,8 @@ import { fail, ok, type Result } from '../cni/errors.js';
 export interface HeldLocks {
   /** What is held, for messages. */
   readonly held: readonly string[];
+  /** Why fewer locks than wanted are held (no perl on this host). */
+  readonly note?: string;
   release(): Promise<void>;
 }
 
@@ -79,6 +81,10 @@ export async function lockConfDir(confDir: string, waitSeconds = 30): Promise<Re
     proc.once('error', (e) => res(`error ${e.message}`));
     proc.once('exit', (code) => res(out.split('\n')[0] || `exit ${code}`));
   });
+  if (first === 'error spawn perl ENOENT') {
+    // A host without perl (a distroless image): the check after each rename still keeps a runtime's write.
+    return ok({ ...NONE, note: `no perl here to take the runtimes' conf dir locks (${locks.map((l) => l.slice(l.indexOf(':') + 1)).join(', ')}); edits are still checked after each rename` });
+  }
   if (first !== 'held') {
     proc.stdin.end();
     const why = first === 'timeout' ? `a runtime held its lock for more than ${waitSeconds} s` : first;

@@ -314,6 +314,20 @@ describe('case 6: install and uninstall take the locks runtimes write conflists 
     expect(r.out).toContain(`${file}: added`);
   });
 
+  it('without perl (a distroless host) it notes that it cannot take the locks and still edits, checked after the rename', async () => {
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary');
+      expect(r.code).toBe(0);
+      expect(r.err).toMatch(/note: no perl here to take the runtimes' conf dir locks/);
+      expect(r.out).toContain('10-a.conflist: added');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
   it('creates no lock file a runtime did not make', async () => {
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
     expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary')).code).toBe(0);
