@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { ensureBundle } from '../cli/support.js';
 import { runPlugin } from '../../src/cni/plugin.js';
 import { chainName } from '../../src/identity.js';
 import { fakeRunner } from '../support/fake-runner.js';
@@ -214,3 +216,19 @@ describe('teardown policy: DEL and GC never fail because of the janitor itself u
     }
   });
 });
+
+describe('teardown policy in the executable (main.ts): what fails before the plugin even runs', () => {
+  it('DEL whose stdin cannot be read (over the 32 MiB bound) says so on stderr and exits 0; ADD still fails with code 5', async () => {
+    const bundle = await ensureBundle();
+    const input = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'masq-janitor', pad: 'x'.repeat(33 * 1024 * 1024) });
+    const run = (verb: string) =>
+      spawnSync(process.execPath, [bundle], { input, encoding: 'utf8', maxBuffer: 1 << 20, env: { ...env(verb, { CNI_NETNS: '/x' }), PATH: '/nonexistent' } });
+    const del = run('DEL');
+    expect([del.status, del.stdout]).toEqual([0, '']);
+    expect(del.stderr).toMatch(/error reading stdin.*exit 0/);
+    const add = run('ADD');
+    expect(add.status).toBe(1);
+    expect(JSON.parse(add.stdout).code).toBe(5);
+  }, 60_000);
+});
+
