@@ -30,7 +30,10 @@ ptp plugin with "ipMasq": true, or of each FILE named. Running it again
 changes nothing. Each edited file is replaced atomically, keeps its mode and
 owner, and its previous content is kept as <file>${BACKUP_SUFFIX}.
 A .conf file holds one plugin and cannot chain: install prints the .conflist
-that would replace it and changes nothing.
+that would replace it and changes nothing. A masq-janitor entry already
+present is validated as the plugin would; an invalid one is an error.
+Edits run under the locks nerdctl and podman write conflists under, and a
+file a runtime rewrote meanwhile is put back and reported, never lost.
 
 options:
   --conf-dir DIR   the CNI conf dir (default ${DEFAULT_CONF_DIR}): its *.conf, *.conflist

@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { check, type CheckReport } from '../../src/cli/check.js';
-import { capture, fakePlugin } from './support.js';
+import { capture, ensureBundle, fakePlugin, ROOT } from './support.js';
 
 let dir: string;
 let conf: string;
@@ -114,3 +115,24 @@ describe('masq-janitor check', () => {
     expect((JSON.parse(r.out) as CheckReport).problems.join()).toMatch(/conf dir/);
   });
 });
+
+describe('masq-janitor check, the real executables (the readiness-probe interface)', () => {
+  it('`check --conf-dir D --bin-dir D --json` through the bundle: the standalone answers as runtimes run it, the script bundle only if node is on their PATH', async () => {
+    const bundle = await ensureBundle();
+    const standalone = join(ROOT, 'dist/standalone/masq-janitor');
+    await writeFile(join(conf, '10-a.conflist'), LIST());
+    await copyFile(existsSync(standalone) ? standalone : bundle, join(bin, 'masq-janitor'));
+    await chmod(join(bin, 'masq-janitor'), 0o755);
+    const r = await promisify(execFile)(process.execPath, [bundle, 'check', '--conf-dir', conf, '--bin-dir', bin, '--json'], { env: { PATH: '/usr/bin:/bin' } }).then(
+      (x) => ({ code: 0, ...x }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    const report = JSON.parse(r.stdout) as CheckReport;
+    // /usr/bin/node is on systemd's PATH and on glibc's default one: the bundle answers here too.
+    expect(report.binaries[0]?.answersVersion, report.binaries[0]?.problem ?? '').toBe(true);
+    expect(report.configs.map((c) => c.problems)).toEqual([[]]);
+    // The host's /var/lib/cni decides the rest; the code follows ok either way.
+    expect(r.code).toBe(report.ok ? 0 : 1);
+  }, 60_000);
+});
+
