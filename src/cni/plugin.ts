@@ -79,7 +79,7 @@ async function teardown(inv: Invocation, world: World, complain: Complain): Prom
   const refusal = !envParsed.ok ? envParsed.error : parsed.problems[0];
   if (refusal !== undefined && parsed.strict) return errorOutcome(parsed.conf?.cniVersion ?? shownVersion, refusal);
   const problems = [...(envParsed.ok ? [] : [envParsed.error]), ...parsed.problems];
-  for (const p of problems) complain(`masq-janitor ${verb}: ${p.msg}${p.details ? `: ${p.details}` : ''}; ${envParsed.ok && parsed.conf ? 'cleaning up with the default settings' : 'nothing cleaned up'}, exit 0 so the runtime's teardown goes on (set "strict": true to fail instead)`);
+  for (const p of problems) complain(`masq-janitor ${verb}: ${p.msg}${p.details ? `: ${p.details}` : ''}; ${envParsed.ok && parsed.conf ? 'cleaning up anyway (invalid janitor keys take their defaults)' : 'nothing cleaned up'}, exit 0 so the runtime's teardown goes on (set "strict": true to fail instead)`);
   if (!envParsed.ok || parsed.conf === undefined) return SUCCESS;
 
   const conf: NetConf = parsed.conf;
