@@ -650,9 +650,12 @@ export type Expect =
   /** No CNI_COMMAND at all on a real process: the operator CLI prints its banner on stderr. */
   | { readonly exit: 0; readonly out: 'cli-banner'; readonly why: string };
 
-/** Go skel's interface-name rule (bytes, as the kernel counts them). */
+/** Go's unicode.IsSpace (JavaScript's \s also matches U+FEFF, which Go does not count). */
+const GO_SPACE = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+
+/** libcni's utils.ValidateInterfaceName (bytes, as the kernel counts them). */
 export function ifnameValid(s: string): boolean {
-  return s !== '' && Buffer.byteLength(s) <= 15 && s !== '.' && s !== '..' && !/[\s/:]/.test(s);
+  return s !== '' && Buffer.byteLength(s) <= 15 && s !== '.' && s !== '..' && !/[/:]/.test(s) && !GO_SPACE.test(s);
 }
 
 const REQUIRED: Record<Verb, readonly ('containerId' | 'netns' | 'ifname' | 'cniPath')[]> = {
@@ -705,9 +708,12 @@ export function expected(c: CaseDesc, path: string, binary: boolean): { expect: 
   const rawStrict = c.stdin.kind === 'conf' && c.stdin.conf.settings.strict?.v === true;
   const refuse = (code: number, why: string): { expect: Expect; derived: Derived } =>
     teardown && !rawStrict ? { expect: { exit: 0, out: 'empty', why: `${verb}: ${why}, nothing touched (teardown policy)` }, derived: none } : { expect: { exit: 1, code, why }, derived: none };
-  for (const k of REQUIRED[verb]) if (!e[k]) return refuse(4, `missing ${k}`);
-  if (REQUIRED[verb].includes('containerId') && !CNI_NAME.test(e.containerId ?? '')) return refuse(4, 'invalid container ID');
-  if (REQUIRED[verb].includes('ifname') && !ifnameValid(e.ifname ?? '')) return refuse(4, 'invalid ifname');
+  // DEL: an identity the janitor cannot use is nothing to remove, strict or not: it never stops libcni's chain.
+  const identityRefuse = (why: string): { expect: Expect; derived: Derived } =>
+    verb === 'DEL' ? { expect: { exit: 0, out: 'empty', why: `DEL: ${why}, nothing to remove` }, derived: none } : refuse(4, why);
+  for (const k of REQUIRED[verb]) if (!e[k]) return identityRefuse(`missing ${k}`);
+  if (REQUIRED[verb].includes('containerId') && !CNI_NAME.test(e.containerId ?? '')) return identityRefuse('invalid container ID');
+  if (REQUIRED[verb].includes('ifname') && !ifnameValid(e.ifname ?? '')) return identityRefuse('invalid ifname');
   if (verb === 'VERSION') return { expect: { exit: 0, out: 'version', why: 'VERSION' }, derived: { ...none, verb } };
 
   const s = c.stdin;
