@@ -57,7 +57,7 @@ export function readEntry(path: string, max = MAX_ENTRY): Entry {
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, why: 'not a regular file' };
     if (st.size > max) return { ok: false, why: `larger than ${max} bytes` };
-    const buf = Buffer.alloc(Math.min(max, st.size) + 1);
+    const buf = Buffer.allocUnsafe(Math.min(max, st.size) + 1);
     let n = 0;
     for (;;) {
       const got = readSync(fd, buf, n, buf.length - n, null);
