@@ -30,7 +30,7 @@ import { JANITOR } from '../support/guard.js';
 import { createNetns, removeAllNetns, type Netns } from '../support/netns.js';
 import { NODE, pool, run } from '../support/proc.js';
 import { rootMentions } from './support/host.js';
-import { chainsOf, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
+import { chainsOf, nftComment, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
 import { isIP } from 'node:net';
 
 /**
@@ -49,6 +49,7 @@ const N_INPROC = 10_000;
 const BINARY_EVERY = 30;
 const RUN_TIMEOUT_MS = 10_000;
 const BINARY_TIMEOUT_MS = 30_000;
+const SHOW = new Set((process.env.MJH_FUZZ_SHOW ?? '').split(',').filter(Boolean).map(Number));
 
 const cases: CaseDesc[] = fc.sample(caseArb, { seed: SEED, numRuns: N_INPROC }).map((c, id) => ({ id, ...c }));
 
@@ -390,6 +391,8 @@ describe('fuzz: generated bad input', () => {
         record('in-process', c, exp.why, [`hung for ${RUN_TIMEOUT_MS} ms`]);
         continue;
       }
+      // MJH_FUZZ_SHOW=<id,id,...>: the whole case, every call and the outcome, for reading a failure.
+      if (SHOW.has(c.id)) process.stderr.write(`${JSON.stringify({ case: c, expected: exp, outcome: out, calls: runner.calls }, null, 1)}\n`);
       record('in-process', c, exp.why, outputProblems(c, exp, out.exitCode, out.stdout));
       record('in-process', c, exp.why, callProblems(runner.calls, c, exp, derived));
     }
@@ -462,6 +465,30 @@ describe('fuzz: fields the generator keeps apart', () => {
     if (problems.length) failures.push(...problems.map((problem) => ({ where: 'in-process' as const, id: -1, problem, why: 'ifname over 15 bytes' })));
     expect(del).toMatchObject({ exitCode: 0, stdout: '' });
     expect(runner.calls).toEqual([]);
+  });
+
+  it('CNI_IFNAME with a double quote (libcni accepts it): bridge strips " from the nft comment\'s fields but hashes the raw name; DEL still removes that interface\'s masq_checks rule', async () => {
+    // upstream ipmasq_nftables_linux.go: hashForInstance(net, ifname, id) of the raw fields, then `net: %s, if: %s, id: %s`
+    // with '"' removed from each. The fuzz cases with ifname e"th and nftOurs > 0 find the same leak.
+    const [network, containerId, ifname] = ['net', 'default-abc', 'e"th'];
+    const comment = nftComment(network, ifname, containerId);
+    const listing = JSON.stringify({
+      nftables: [
+        { metainfo: { version: '1.0.6', json_schema_version: 1 } },
+        { rule: { family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle: 7, comment, expr: [{ masquerade: null }] } },
+      ],
+    });
+    const runner = fakeRunner((file, args) => {
+      if (file === 'nft' && args[0] === '-j') return { stdout: listing };
+      if (/^ip6?tables$/.test(file) && args.includes('-S')) return args.at(-1) === 'POSTROUTING' ? { stdout: '-P POSTROUTING ACCEPT\n' } : { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.\n' };
+      return {};
+    });
+    const env = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: containerId, CNI_IFNAME: ifname, CNI_NETNS: '', PATH: '/nonexistent' };
+    const del = await runPlugin({ env, stdin: JSON.stringify({ cniVersion: '1.0.0', name: network, logFile: inprocLog, strict: true }) }, { run: runner, complain: () => {} });
+    stats.inproc++;
+    expect(del).toMatchObject({ exitCode: 0, stdout: '' });
+    const batches = runner.calls.filter((x) => x.file === 'nft' && x.args[0] === '-f').map((x) => x.input);
+    expect(batches, `comment ${JSON.stringify(comment)}`).toEqual(['delete rule inet cni_plugins_masquerade masq_checks handle 7\n']);
   });
 
   it('the root network namespace never saw any of this', async () => {
