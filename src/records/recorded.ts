@@ -34,6 +34,8 @@ export interface Records {
   hasPrefix(network: string, containerIdPrefix: string): boolean;
   /** Networks any record names. */
   readonly networks: ReadonlySet<string>;
+  /** Every recorded (containerId, ifname) of a network. */
+  pairs(network: string): Iterable<readonly [string, string | undefined]>;
   /** `<path>: <why>` for entries kept as doubtful; never their contents. */
   readonly problems: readonly string[];
   readonly counts: { readonly cache: number; readonly reservations: number };
@@ -232,6 +234,9 @@ export function readRecords(stateDir: string, opts: ReadOptions = {}): Records {
     doubtful,
     hasPrefix: (network, prefix) => doubtNetworks.has(network) || anyStartsWith(sortedIds.get(network) ?? [], prefix) || anyStartsWith(sortedDoubts, `${network}-${prefix}`),
     networks,
+    *pairs(network) {
+      for (const id of ids.get(network) ?? []) for (const i of byPair.get(pairKey(network, id)) ?? []) yield [id, i.ifname] as const;
+    },
     problems,
     counts: { cache, reservations },
   };
