@@ -25,7 +25,9 @@ Copies masq-janitor into the CNI bin dir, then appends {"type": "masq-janitor"}
 as the last plugin of each network list in the conf dir that has a bridge or
 ptp plugin with "ipMasq": true, or of each FILE named. Running it again
 changes nothing. Each edited file is replaced atomically, keeps its mode and
-owner, and its previous content is kept as <file>${BACKUP_SUFFIX}.
+owner, and its content from before the first install is kept as
+<file>${BACKUP_SUFFIX}. Only the entry's bytes are inserted: the rest of the
+file keeps its formatting.
 A .conf file holds one plugin and cannot chain: install prints the .conflist
 that would replace it and changes nothing.
 
@@ -48,8 +50,9 @@ const UNINSTALL_HELP = `usage: masq-janitor uninstall [options] [FILE...]
 
 Removes the {"type": "masq-janitor"} entry that install appended from each
 network list in the conf dir, or from each FILE named. An entry with settings
-added by hand (logLevel, ...) is not install's and stays. Same atomic
-replacement and <file>${BACKUP_SUFFIX} backup as install.
+added by hand (logLevel, ...) is not install's and stays. Exactly the bytes
+install inserted are removed, atomically; <file>${BACKUP_SUFFIX} is deleted
+once the file is byte-identical to it again.
 
 options:
   --conf-dir DIR    the CNI conf dir (default ${DEFAULT_CONF_DIR}); not together with FILEs
@@ -208,12 +211,13 @@ async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> 
         io.out(`${t.path}: would add (${after})\n`);
         return true;
       }
-      const w = await replaceWithBackup(snap.value, p.text);
+      const w = await replaceWithBackup(snap.value, p.text, 'first');
       if (!w.ok) {
         io.err(`${t.path}: error: ${w.error.message}\n`);
         return false;
       }
-      io.out(`${t.path}: added (${after}; previous content in ${basename(w.value.backup)})\n`);
+      const bak = w.value.outcome === 'kept' ? 'content from before the first install kept in' : 'previous content in';
+      io.out(`${t.path}: added (${after}; ${bak} ${basename(w.value.backup)})\n`);
       return true;
     }
   }
@@ -271,12 +275,13 @@ async function uninstallOne(t: Target, dryRun: boolean, io: Io): Promise<Uninsta
         io.out(`${t.path}: would remove${kept}\n`);
         return { ok: true, referenced: p.kept > 0 };
       }
-      const w = await replaceWithBackup(snap.value, p.text);
+      const w = await replaceWithBackup(snap.value, p.text, 'restore');
       if (!w.ok) {
         io.err(`${t.path}: error: ${w.error.message}\n`);
         return { ok: false, referenced: true };
       }
-      io.out(`${t.path}: removed (previous content in ${basename(w.value.backup)}${kept})\n`);
+      const bak = w.value.outcome === 'removed' ? `back to its original bytes; ${basename(w.value.backup)} removed` : 'no backup written';
+      io.out(`${t.path}: removed (${bak}${kept})\n`);
       return { ok: true, referenced: p.kept > 0 };
     }
   }

@@ -58,7 +58,7 @@ describe('replaceWithBackup', () => {
     const snap = await readSnapshot(p);
     if (!snap.ok) throw new Error(snap.error.message);
     const r = await replaceWithBackup(snap.value, 'new\n');
-    expect(r).toEqual({ ok: true, value: { backup: p + BACKUP_SUFFIX } });
+    expect(r).toEqual({ ok: true, value: { backup: p + BACKUP_SUFFIX, outcome: 'written' } });
     expect(await readFile(p, 'utf8')).toBe('new\n');
     expect(await readFile(p + BACKUP_SUFFIX, 'utf8')).toBe('old\n');
     expect(await mode(p)).toBe(0o640);
