@@ -3,6 +3,8 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
 import { configFiles } from './conf-dir.js';
+import { nodeDirs, k3sNothingToDo, RUNTIME_HELP } from './k3s.js';
+import { describeParseError, jsonCollector, usageError } from './usage.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
@@ -40,6 +42,7 @@ options:
                    single executable, or the script node was started with)
   --skip-binary    leave the bin dir alone; only edit configs
   --dry-run        print what would change; change nothing
+${RUNTIME_HELP}  --json           print the report as one JSON document on stdout
   -h, --help       this text
 
 Prints one line per file: added, already present, or skipped with the reason.
@@ -60,6 +63,7 @@ options:
   --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config names it
                     (needs the conf dir scan, so not together with FILEs)
   --dry-run         print what would change; change nothing
+${RUNTIME_HELP}  --json            print the report as one JSON document on stdout
   -h, --help        this text
 `;
 
@@ -67,6 +71,9 @@ const COMMON = {
   'conf-dir': { type: 'string' },
   'bin-dir': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  runtime: { type: 'string' },
+  root: { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -86,8 +93,7 @@ function parse<O extends typeof INSTALL_OPTIONS | typeof UNINSTALL_OPTIONS>(
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    io.err(`masq-janitor ${cmd}: ${(e as Error).message}\n\n${help}`);
-    return { ok: false, code: 2 };
+    return { ok: false, code: usageError(io, cmd, describeParseError(e, options)) };
   }
   const values = parsed.values as { help?: boolean; 'conf-dir'?: string };
   if (values.help) {
@@ -95,8 +101,7 @@ function parse<O extends typeof INSTALL_OPTIONS | typeof UNINSTALL_OPTIONS>(
     return { ok: false, code: 0 };
   }
   if (values['conf-dir'] !== undefined && parsed.positionals.length > 0) {
-    io.err(`masq-janitor ${cmd}: give either --conf-dir or FILEs, not both\n\n${help}`);
-    return { ok: false, code: 2 };
+    return { ok: false, code: usageError(io, cmd, 'give either --conf-dir or FILEs, not both') };
   }
   return { ok: true, values: parsed.values, files: parsed.positionals };
 }
@@ -223,12 +228,23 @@ async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> 
   }
 }
 
+/** `--json`: run the command on a collecting Io, then print its report as one document. */
+async function asJson(cmd: string, argv: string[], io: Io, run: (argv: string[], io: Io) => Promise<number>): Promise<number> {
+  const collect = jsonCollector(cmd);
+  const code = await run(argv.filter((a) => a !== '--json'), collect);
+  io.out(JSON.stringify(collect.report(code), null, 2) + '\n');
+  return code;
+}
+
 export async function install(argv: string[], io: Io = stdio): Promise<number> {
   const args = parse('install', argv, INSTALL_OPTIONS, INSTALL_HELP, io);
   if (!args.ok) return args.code;
   const v = args.values;
-  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
-  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  if (v.json) return asJson('install', argv, io, install);
+  const dirs = await nodeDirs(v, args.files.length > 0, DEFAULT_CONF_DIR, DEFAULT_BIN_DIR);
+  if (!dirs.ok) return usageError(io, 'install', dirs.error);
+  if (dirs.value.note) io.err(dirs.value.note);
+  const { confDir, binDir } = dirs.value;
   const dryRun = v['dry-run'] ?? false;
   // The binary first: a config naming a plugin the runtime cannot find fails every container start.
   if (v['skip-binary']) {
@@ -240,7 +256,11 @@ export async function install(argv: string[], io: Io = stdio): Promise<number> {
   const list = await targets(confDir, args.files, io);
   if (!list) return 1;
   let good = true;
-  for (const t of list) good = (await installOne(t, dryRun, io)) && good;
+  let chained = false;
+  // Whether any file carries the janitor now: on k3s, none usually does, and that needs saying.
+  const seen: Io = { out: (t) => ((chained ||= /: (added|already present|would add)\b/.test(t)), io.out(t)), err: io.err };
+  for (const t of list) good = (await installOne(t, dryRun, seen)) && good;
+  if (good && !chained && dirs.value.k3s) io.out(k3sNothingToDo(dirs.value.k3s));
   return good ? 0 : 1;
 }
 
@@ -291,12 +311,14 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   const args = parse('uninstall', argv, UNINSTALL_OPTIONS, UNINSTALL_HELP, io);
   if (!args.ok) return args.code;
   const v = args.values;
+  if (v.json) return asJson('uninstall', argv, io, uninstall);
   if (v['remove-binary'] && args.files.length > 0) {
-    io.err(`masq-janitor uninstall: --remove-binary checks the whole conf dir first; use it with --conf-dir, not with FILEs\n\n${UNINSTALL_HELP}`);
-    return 2;
+    return usageError(io, 'uninstall', '--remove-binary checks the whole conf dir first; use it with --conf-dir, not with FILEs');
   }
-  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
-  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  const dirs = await nodeDirs(v, args.files.length > 0, DEFAULT_CONF_DIR, DEFAULT_BIN_DIR);
+  if (!dirs.ok) return usageError(io, 'uninstall', dirs.error);
+  if (dirs.value.note) io.err(dirs.value.note);
+  const { confDir, binDir } = dirs.value;
   const dryRun = v['dry-run'] ?? false;
   const list = await targets(confDir, args.files, io);
   if (!list) return 1;
