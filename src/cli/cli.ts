@@ -1,4 +1,9 @@
-import { stdio } from './output.js';
+import pkg from '../../package.json' with { type: 'json' };
+import { stdio, type Io } from './output.js';
+import { closest } from './usage.js';
+
+/** From package.json, inlined by the bundler: one place to bump it. */
+export const VERSION: string = pkg.version;
 
 /** Operator commands. Each lives in its own module and is loaded on demand. */
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
@@ -7,32 +12,50 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   uninstall: async () => (await import('./install.js')).uninstall,
 };
 
-const USAGE = `usage: masq-janitor <command> [options]
+/** Commands other helpers add (check) register here; help lists what is registered. */
+const SUMMARIES: Record<string, string> = {
+  install: 'copy masq-janitor into the CNI bin dir and append it to the network lists whose bridge/ptp has ipMasq: true',
+  uninstall: 'remove exactly what install added',
+  sweep: 'find (and with --apply remove) masquerade state leaked before the janitor was installed',
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(SUMMARIES).map((c) => c.length));
+  const lines = Object.entries(SUMMARIES).map(([c, s]) => `  ${c.padEnd(width)}  ${s}`);
+  return `masq-janitor ${VERSION}
+usage: masq-janitor <command> [options]
 
 As a CNI plugin it is run by the container runtime (CNI_COMMAND set).
 Operator commands:
-  install      copy masq-janitor into the CNI bin dir and append it to the
-               network lists whose bridge/ptp has ipMasq: true
-  uninstall    remove what install added
-  sweep        find (and with --apply remove) masquerade state leaked before the janitor was installed
-  --help       this text
-  --version    print the version
-`;
+${lines.join('\n')}
 
-export async function cli(argv: string[]): Promise<number> {
+  masq-janitor help <command>   that command's options
+  masq-janitor --version        print the version
+`;
+}
+
+function unknownCommand(io: Io, cmd: string): number {
+  const hint = closest(cmd, Object.keys(COMMANDS));
+  io.err(`masq-janitor: unknown command ${JSON.stringify(cmd)}${hint ? ` (did you mean ${hint}?)` : ''}\nRun 'masq-janitor --help' for the commands.\n`);
+  return 2;
+}
+
+export async function cli(argv: string[], io: Io = stdio): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === 'help' && rest[0] !== undefined) {
+    // `help sweep` is `sweep --help`: each command owns its help text.
+    const load = COMMANDS[rest[0]];
+    return load ? (await load())(['--help']) : unknownCommand(io, rest[0]);
+  }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    stdio.out(USAGE);
+    io.out(usage());
     return 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    stdio.out('masq-janitor 0.1.0\n');
+    io.out(`masq-janitor ${VERSION}\n`);
     return 0;
   }
   const load = cmd === undefined ? undefined : COMMANDS[cmd];
-  if (!load) {
-    stdio.err(`masq-janitor: unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
-    return 2;
-  }
+  if (!load) return unknownCommand(io, cmd ?? '');
   return (await load())(rest);
 }
