@@ -58,6 +58,7 @@ describe('make demo', () => {
 describe('make test', () => {
   it('apt list holds no container runtime; those come only from runtime-deps', async () => {
     const test = await variable('TEST_APT_PACKAGES');
+    expect(test).toEqual(expect.arrayContaining(['iptables', 'nftables', 'containernetworking-plugins', 'busybox-static']));
     for (const r of RUNTIMES) expect(test).not.toContain(r);
   });
 
