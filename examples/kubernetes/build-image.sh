@@ -134,4 +134,4 @@ EOF
 ARCHIVE=$OUT/masq-janitor-$VERSION.oci.tar
 tar -C "$LAYOUT" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$ARCHIVE" oci-layout index.json blobs
 echo "image: $LAYOUT (OCI layout), $ARCHIVE"
-echo "size: layer $(numfmt --to=iec --suffix=B "$LAYER_SIZE") compressed, $(du -sh --apparent-size "$ROOTFS" | cut -f1) unpacked"
+echo "size: layer $LAYER_SIZE bytes compressed, $(du -sb "$ROOTFS" | cut -f1) bytes unpacked"

@@ -21,7 +21,20 @@ const SUMMARIES: Record<string, string> = {
 
 function usage(): string {
   const width = Math.max(...Object.keys(SUMMARIES).map((c) => c.length));
-  const lines = Object.entries(SUMMARIES).map(([c, s]) => `  ${c.padEnd(width)}  ${s}`);
+  const indent = ' '.repeat(width + 4);
+  // Wrapped to 80 columns, continuation lines under the summary.
+  const wrap = (text: string): string => {
+    const out: string[] = [];
+    let line = '';
+    for (const word of text.split(' ')) {
+      if (line !== '' && indent.length + line.length + word.length + 1 > 80) {
+        out.push(line);
+        line = word;
+      } else line = line === '' ? word : `${line} ${word}`;
+    }
+    return [...out, line].join(`\n${indent}`);
+  };
+  const lines = Object.entries(SUMMARIES).map(([c, s]) => `  ${c.padEnd(width)}  ${wrap(s)}`);
   return `masq-janitor ${VERSION}
 usage: masq-janitor <command> [options]
 
