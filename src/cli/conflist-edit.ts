@@ -66,26 +66,53 @@ interface Span {
 }
 
 /**
- * Positions of the values in `text`. Only ever run on text JSON.parse
- * accepted, so it checks nothing; it only has to agree with JSON.parse on
- * where each value starts and ends.
+ * Positions of the values in `text`, to `depth` levels of objects and
+ * arrays; anything deeper is skipped without recursion, so a config nested
+ * 100,000 levels deep (which JSON.parse accepts) cannot exhaust the stack.
+ * Only ever run on text JSON.parse accepted, so it checks nothing; it only
+ * has to agree with JSON.parse on where each value starts and ends.
  */
-function spans(text: string): Span {
+function spans(text: string, depth: number): Span {
   let i = 0;
   const ws = (): void => {
     while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
   };
   const str = (): void => {
     i++;
-    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
     i++;
   };
-  const value = (): Span => {
+  const skip = (): void => {
+    let open = 0;
+    while (i < text.length) {
+      const c = text[i] as string;
+      if (c === '"') {
+        str();
+        if (open === 0) return;
+        continue;
+      }
+      if (c === '{' || c === '[') open++;
+      else if (c === '}' || c === ']') {
+        // A scalar ends at its container's closing bracket; a container at its own.
+        if (open === 0) return;
+        if (--open === 0) {
+          i++;
+          return;
+        }
+      } else if (open === 0 && ' \t\n\r,'.includes(c)) return;
+      i++;
+    }
+  };
+  const value = (levels: number): Span => {
     ws();
     const start = i;
     const c = text[i];
+    if (levels === 0 || (c !== '{' && c !== '[')) {
+      skip();
+      return { start, end: i };
+    }
+    i++;
     if (c === '{') {
-      i++;
       const members: { key: string; keyStart: number; keyEnd: number; value: Span }[] = [];
       for (;;) {
         ws();
@@ -97,38 +124,29 @@ function spans(text: string): Span {
         const keyEnd = i;
         ws();
         i++; // ':'
-        members.push({ key: JSON.parse(text.slice(keyStart, keyEnd)) as string, keyStart, keyEnd, value: value() });
+        members.push({ key: JSON.parse(text.slice(keyStart, keyEnd)) as string, keyStart, keyEnd, value: value(levels - 1) });
         ws();
       }
       i++;
       return { start, end: i, members };
     }
-    if (c === '[') {
-      i++;
-      const elements: Span[] = [];
-      for (;;) {
-        ws();
-        if (text[i] === ']') break;
-        if (text[i] === ',') i++;
-        elements.push(value());
-        ws();
-      }
-      i++;
-      return { start, end: i, elements };
+    const elements: Span[] = [];
+    for (;;) {
+      ws();
+      if (text[i] === ']') break;
+      if (text[i] === ',') i++;
+      elements.push(value(levels - 1));
+      ws();
     }
-    if (c === '"') {
-      str();
-      return { start, end: i };
-    }
-    while (i < text.length && !' \t\n\r,]}'.includes(text[i] as string)) i++;
-    return { start, end: i };
+    i++;
+    return { start, end: i, elements };
   };
-  return value();
+  return value(depth);
 }
 
 /** The `plugins` array JSON.parse reads: with duplicate keys, the last one wins. */
 function pluginsSpan(text: string): Span | undefined {
-  return spans(text).members?.findLast((m) => m.key === 'plugins')?.value;
+  return spans(text, 3).members?.findLast((m) => m.key === 'plugins')?.value;
 }
 
 /**
@@ -272,7 +290,13 @@ function errorOffset(text: string): number {
 }
 
 function describeJsonError(text: string): string {
-  const pos = errorOffset(text);
+  let pos: number;
+  try {
+    pos = errorOffset(text);
+  } catch {
+    // The recogniser recurses: input nested deeper than the stack allows gets no position.
+    return 'invalid JSON (nested too deeply to say where)';
+  }
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const column = pos - before.lastIndexOf('\n');

@@ -183,6 +183,22 @@ describe('planInstall', () => {
   });
 });
 
+describe('hostile nesting', () => {
+  it('a plugin nested 100,000 levels deep (JSON.parse accepts it) is edited, not a stack overflow', () => {
+    const n = 100_000;
+    const text = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true,"x":' + '['.repeat(n) + ']'.repeat(n) + '}]}';
+    const out = added(text);
+    expect(out).toBe(text.replace(/\}\]\}$/, '},{"type":"masq-janitor"}]}'));
+    const u = uninstalled(out);
+    expect(u.action === 'remove' && u.text).toBe(text);
+  });
+
+  it('invalid JSON nested too deeply to locate is still a clean error', () => {
+    const r = planInstall('['.repeat(1_000_000), 'list', false);
+    expect(r).toMatchObject({ ok: false, error: { kind: 'invalid-json' } });
+  });
+});
+
 describe('planUninstall', () => {
   it('removes exactly the entry install added, restoring the list', () => {
     const original = formatJson(JSON.parse(list([bridge, portmap])) as Json);
