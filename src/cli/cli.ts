@@ -5,22 +5,25 @@ import { closest } from './usage.js';
 /** From package.json, inlined by the bundler: one place to bump it. */
 export const VERSION: string = pkg.version;
 
-/** Operator commands. Each lives in its own module and is loaded on demand. */
-const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
-  sweep: async () => (await import('./sweep.js')).sweep,
-  install: async () => (await import('./install.js')).install,
-  uninstall: async () => (await import('./install.js')).uninstall,
-};
+interface Command {
+  /** One line for the top-level help. */
+  readonly summary: string;
+  /** Each command lives in its own module and is loaded on demand. */
+  readonly load: () => Promise<(argv: string[]) => Promise<number>>;
+}
 
-/** Commands other helpers add (check) register here; help lists what is registered. */
-const SUMMARIES: Record<string, string> = {
-  install: 'copy masq-janitor into the CNI bin dir and append it to the network lists whose bridge/ptp has ipMasq: true',
-  uninstall: 'remove exactly what install added',
-  sweep: 'find (and with --apply remove) masquerade state leaked before the janitor was installed',
+/** Operator commands, in the order the help lists them. Adding one is one entry here. */
+const COMMANDS: Record<string, Command> = {
+  install: {
+    summary: 'copy masq-janitor into the CNI bin dir and append it to the network lists whose bridge/ptp has ipMasq: true',
+    load: async () => (await import('./install.js')).install,
+  },
+  uninstall: { summary: 'remove exactly what install added', load: async () => (await import('./install.js')).uninstall },
+  sweep: { summary: 'find (and with --apply remove) masquerade state leaked before the janitor was installed', load: async () => (await import('./sweep.js')).sweep },
 };
 
 function usage(): string {
-  const width = Math.max(...Object.keys(SUMMARIES).map((c) => c.length));
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const indent = ' '.repeat(width + 4);
   // Wrapped to 80 columns, continuation lines under the summary.
   const wrap = (text: string): string => {
@@ -34,7 +37,7 @@ function usage(): string {
     }
     return [...out, line].join(`\n${indent}`);
   };
-  const lines = Object.entries(SUMMARIES).map(([c, s]) => `  ${c.padEnd(width)}  ${wrap(s)}`);
+  const lines = Object.entries(COMMANDS).map(([c, { summary }]) => `  ${c.padEnd(width)}  ${wrap(summary)}`);
   return `masq-janitor ${VERSION}
 usage: masq-janitor <command> [options]
 
@@ -57,8 +60,8 @@ export async function cli(argv: string[], io: Io = stdio): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'help' && rest[0] !== undefined) {
     // `help sweep` is `sweep --help`: each command owns its help text.
-    const load = COMMANDS[rest[0]];
-    return load ? (await load())(['--help']) : unknownCommand(io, rest[0]);
+    const command = COMMANDS[rest[0]];
+    return command ? (await command.load())(['--help']) : unknownCommand(io, rest[0]);
   }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     io.out(usage());
@@ -68,7 +71,7 @@ export async function cli(argv: string[], io: Io = stdio): Promise<number> {
     io.out(`masq-janitor ${VERSION}\n`);
     return 0;
   }
-  const load = cmd === undefined ? undefined : COMMANDS[cmd];
-  if (!load) return unknownCommand(io, cmd ?? '');
-  return (await load())(rest);
+  const command = cmd === undefined ? undefined : COMMANDS[cmd];
+  if (!command) return unknownCommand(io, cmd ?? '');
+  return (await command.load())(rest);
 }
