@@ -13,7 +13,7 @@ interface Command {
 }
 
 /** Operator commands, in the order the help lists them. Adding one is one entry here. */
-const COMMANDS: Record<string, Command> = {
+const COMMANDS: Readonly<Record<string, Command>> = {
   install: {
     summary: 'copy masq-janitor into the CNI bin dir and append it to the network lists whose bridge/ptp has ipMasq: true',
     load: async () => (await import('./install.js')).install,
@@ -50,6 +50,9 @@ ${lines.join('\n')}
 `;
 }
 
+/** Own entries only: `masq-janitor constructor` is not a command. */
+const commandNamed = (name: string): Command | undefined => (Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined);
+
 function unknownCommand(io: Io, cmd: string): number {
   const hint = closest(cmd, Object.keys(COMMANDS));
   io.err(`masq-janitor: unknown command ${JSON.stringify(cmd)}${hint ? ` (did you mean ${hint}?)` : ''}\nRun 'masq-janitor --help' for the commands.\n`);
@@ -60,7 +63,7 @@ export async function cli(argv: string[], io: Io = stdio): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'help' && rest[0] !== undefined) {
     // `help sweep` is `sweep --help`: each command owns its help text.
-    const command = COMMANDS[rest[0]];
+    const command = commandNamed(rest[0]);
     return command ? (await command.load())(['--help']) : unknownCommand(io, rest[0]);
   }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -71,7 +74,7 @@ export async function cli(argv: string[], io: Io = stdio): Promise<number> {
     io.out(`masq-janitor ${VERSION}\n`);
     return 0;
   }
-  const command = cmd === undefined ? undefined : COMMANDS[cmd];
+  const command = cmd === undefined ? undefined : commandNamed(cmd);
   if (!command) return unknownCommand(io, cmd ?? '');
   return (await command.load())(rest);
 }

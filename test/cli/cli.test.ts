@@ -53,6 +53,8 @@ describe('usage errors', () => {
     expect(r).toEqual({ code: 2, out: '', err: `masq-janitor install: unknown option --dry-runn (did you mean --dry-run?)\nRun 'masq-janitor help install' for its options.\n` });
     const u = await janitor('uninstall', '--conf-dir');
     expect(u.err).toBe(`masq-janitor uninstall: option --conf-dir needs a value\nRun 'masq-janitor help uninstall' for its options.\n`);
+    for (const proto of ['constructor', '__proto__', 'toString']) expect((await janitor(proto)).code, proto).toBe(2);
+    expect((await janitor('help', 'constructor')).code).toBe(2);
     expect((await janitor('instal')).err).toBe(`masq-janitor: unknown command "instal" (did you mean install?)\nRun 'masq-janitor --help' for the commands.\n`);
   });
 
