@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { chainName, iptablesComment, nftComment, type Attachment } from '../../src/identity.js';
-import { planSelection } from '../../src/plan/iptables-plan.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
-import { planNftSelection } from '../../src/plan/nft-plan.js';
-import { parseNftListing } from '../../src/plan/nft-rules.js';
-import { describeIptables, describeNft, renderTable, type OrphanRow } from '../../src/plan/orphans.js';
+import { parseSave, type Snapshot } from '../../src/backends/iptables/parse.js';
+import { planIptables, type IptablesPlan } from '../../src/backends/iptables/plan.js';
+import { parseNftListing, type NftRule } from '../../src/backends/nft/parse.js';
+import { planNft, type NftPlan } from '../../src/backends/nft/plan.js';
+import type { InterfaceRef } from '../../src/backends/selection.js';
+import { describeIptables, describeNft, renderTable, type OrphanRow } from '../../src/cli/orphans.js';
 import { bridgeRules, quote, toSave, type NatModel } from '../support/nat-model.js';
+
+/** Whole containers doomed by a predicate, through the one planner per backend. */
+const planSelection = (snapshot: Snapshot, doomed: (a: Attachment) => boolean): IptablesPlan =>
+  planIptables(snapshot, { interfaceGone: (r) => doomed(r), containerGone: doomed }, { recreate: false, conservative: false });
+const planNftSelection = (rules: readonly NftRule[], doomed: (r: InterfaceRef) => boolean): NftPlan => planNft(rules, { interfaceGone: doomed, containerGone: () => false });
 
 const A: Attachment = { network: 'bridge', containerId: 'default-a' };
 const B: Attachment = { network: 'bridge', containerId: 'default-b' };
