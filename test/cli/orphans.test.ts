@@ -59,6 +59,13 @@ describe('describeIptables', () => {
     expect(rows).toEqual([{ network: 'bridge', containerId: 'default-a', where: 'ip6tables-nft v6', object: chainName(A), rules: 2, ips: [], why: WHY }]);
   });
 
+  it('one interface of a live container (its jump goes, the chain stays) is a "(jump only)" row', () => {
+    const live = (r: InterfaceRef): boolean => key(r) === key(A) && r.source === '10.4.0.9/32';
+    const plan = planIptables(snapshot, { interfaceGone: live, containerGone: () => false }, { recreate: false, conservative: false });
+    const rows = describeIptables('iptables-nft v4', snapshot, plan, WHY);
+    expect(rows).toEqual([{ network: 'bridge', containerId: 'default-a', where: 'iptables-nft v4', object: '(jump only)', rules: 1, ips: ['10.4.0.9/32'], why: WHY }]);
+  });
+
   it('nothing doomed, no rows', () => {
     expect(describeIptables('iptables v4', snapshot, planSelection(snapshot, () => false), WHY)).toEqual([]);
   });
