@@ -120,11 +120,13 @@ describe('converge', () => {
   it('a record that appears during the retry keeps its container (issue 9 failure 1)', async () => {
     const recorded = new Set<string>();
     const table = new Set(['dead:1', 'new:1']);
-    // `new` started between the first look and the retry: its records are written before attempt 2 reads.
-    const b = setBackend({ table, applyErrors: { 1: 'vanished' }, afterRead: (n) => n === 1 && recorded.add('new') });
+    // `new` was starting at the first look (rules written, records not yet): attempt 1 dooms it, and its
+    // transaction fails; its records are written by the time the retry reads the table again.
+    const b = setBackend({ table, applyErrors: { 1: 'vanished' }, afterRead: (n) => n === 2 && recorded.add('new') });
     const ev = evidenceOf(recorded);
     const r = await converge(b, ev.evidence, { firstWhole: true });
     expect(r.ok).toBe(true);
+    expect(b.log.applies[0]).toEqual({ items: ['dead:1', 'new:1'] });
     expect(b.log.applies.at(-1)).toEqual({ items: ['dead:1'] });
     expect(table.has('new:1')).toBe(true);
   });
