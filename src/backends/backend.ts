@@ -65,6 +65,8 @@ export interface ConvergeOptions<P> {
   readonly progress?: Progress;
   /** A snapshot the caller already read for attempt 1 (sweep's report): planned from instead of reading again. */
   readonly known?: unknown;
+  /** The plan the caller already made from `known` with attempt 1's evidence: not made twice (100,000 attachments). */
+  readonly knownPlan?: unknown;
 }
 
 /**
@@ -98,7 +100,7 @@ export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attem
     if (read.value === undefined) return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot, skipped: 'table absent' });
     // Evidence is read after the table, on every attempt: what was recorded by now is what counts.
     const selection = await evidence(attempt);
-    const plan = b.plan(read.value, selection, attempt, within);
+    const plan = n === 1 && opts.knownPlan !== undefined ? (opts.knownPlan as P) : b.plan(read.value, selection, attempt, within);
     if (first === undefined) {
       first = plan;
       firstSnapshot = read.value;

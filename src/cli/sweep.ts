@@ -208,10 +208,14 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
   const rows: OrphanRow[] = [];
   const perTable = new Map<AnyTable, OrphanRow[]>();
+  const firstPlans = new Map<AnyTable, unknown>();
   for (const t of present) {
-    const r = planRows(t, first.selection, why);
+    const typed = t as Table<unknown, unknown>;
+    const plan = typed.backend.plan(t.snapshot, first.selection, FIRST, undefined);
+    firstPlans.set(t, plan);
+    const r = typed.describe(t.snapshot, plan, why);
     perTable.set(t, r);
-    rows.push(...r);
+    for (const row of r) rows.push(row);
   }
   if (network !== undefined && !first.records.networks.has(network) && !rows.some((r) => r.network === network)) {
     progress(`warning: no record and no state names network ${JSON.stringify(network)}; is the name right?`);
@@ -237,7 +241,7 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
       if (!sel) rounds.set(a.n, (sel = readSelection().selection));
       return sel;
     };
-    const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, progress });
+    const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, knownPlan: firstPlans.get(t), progress });
     if (!r.ok) {
       errors.push(r.error.message);
       continue;
@@ -278,10 +282,4 @@ function countsOf(t: AnyTable, rows: readonly OrphanRow[], applied: boolean): Sw
   });
 }
 
-function planRows(t: AnyTable, selection: Selection, why: string): OrphanRow[] {
-  if (t.snapshot === undefined) return [];
-  // Typed per backend: each table's own planner and describer.
-  const typed = t as Table<unknown, unknown>;
-  return typed.describe(t.snapshot, typed.backend.plan(t.snapshot, selection, FIRST, undefined), why);
-}
 

@@ -8,8 +8,6 @@
 
 export interface Rule {
   readonly chain: string;
-  /** Arguments after `-A <chain>`, unquoted as iptables-restore reads them. */
-  readonly args: readonly string[];
   /** The line exactly as the kernel printed it, starting with `-A`. */
   readonly line: string;
   /** The top-level comment match's text (`-m comment --comment X`). */
@@ -26,7 +24,7 @@ export interface Rule {
    * deleted; `mentions` holds every chain it might enter.
    */
   readonly certain: boolean;
-  /** Every word that follows a -j/-g/--jump/--goto token anywhere in the line. */
+  /** Uncertain lines only (empty otherwise): every word that follows a -j/-g/--jump/--goto token anywhere in the line. */
   readonly mentions: readonly string[];
 }
 
@@ -210,17 +208,40 @@ export function mayEnter(rule: Rule, chain: string): boolean {
   return enters(rule, chain) || (!rule.certain && rule.mentions.includes(chain));
 }
 
+/**
+ * The shape bridge, ptp and portmap print for every rule they make: address
+ * matches, one comment match, one target with no options. Its arities are all
+ * known, so it reads exactly as the general path would, ~10x faster: a sweep
+ * of 100,000 leaked setups parses 300,000 such lines.
+ */
+const PLAIN = /^-A (\S+)((?: (?:! )?-[sd] [0-9A-Fa-f.:/]+)*) -m comment --comment "((?:[^"\\]|\\.)*)" -j ([A-Za-z0-9_.-]+)$/;
+const ADDR = / (!)? ?-([sd]) ([0-9A-Fa-f.:/]+)/g;
+
+/** Shared by every certain rule: a sweep holds 300,000 of them. */
+const NO_MENTIONS: readonly string[] = Object.freeze([]);
+
+function plainRule(line: string): Rule | undefined {
+  const m = PLAIN.exec(line);
+  if (!m) return undefined;
+  const [, chain, addrs, quoted, target] = m as unknown as [string, string, string, string, string];
+  let source: string | undefined;
+  for (const a of addrs.matchAll(ADDR)) if (a[2] === 's' && !a[1]) source = a[3];
+  const comment = quoted.includes('\\') ? quoted.replace(/\\(.)/g, '$1') : quoted;
+  return { chain, line, comment, jump: target, goto: undefined, source, certain: true, mentions: NO_MENTIONS };
+}
+
 export function parseRuleLine(line: string): Rule | undefined {
   if (!line.startsWith('-A ')) return undefined;
+  const plain = plainRule(line);
+  if (plain) return plain;
   const tokens = tokenize(line);
   if (!tokens || tokens.length < 2) return undefined;
   const [, chain, ...args] = tokens as [string, string, ...string[]];
   const reading = read(args);
-  const mentions = mentionsOf(args);
   // An uncertain reading names no target: only `mentions` says where it might go.
   return reading.certain
-    ? { chain, args, line, ...reading, mentions }
-    : { chain, args, line, comment: reading.comment, jump: undefined, goto: undefined, source: reading.source, certain: false, mentions };
+    ? { chain, line, ...reading, mentions: NO_MENTIONS }
+    : { chain, line, comment: reading.comment, jump: undefined, goto: undefined, source: reading.source, certain: false, mentions: mentionsOf(args) };
 }
 
 /**

@@ -52,11 +52,28 @@ export const doomedBy = (p: IptablesPlan): Doomed => ({ jumps: new Set(p.jumps.m
 
 const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
 
+/**
+ * The attachment a comment names, with its chain names. Memoized: a sweep
+ * sees each comment three times (jump, ACCEPT, MASQUERADE) and hashing is
+ * most of the planner's cost at 100,000 attachments.
+ */
+const commentCache = new Map<string, { readonly owner: Attachment; readonly names: readonly string[] } | null>();
+function commentOwner(comment: string): { readonly owner: Attachment; readonly names: readonly string[] } | null {
+  let hit = commentCache.get(comment);
+  if (hit === undefined) {
+    const owner = parseIptablesComment(comment);
+    hit = owner ? { owner, names: chainNames(owner) } : null;
+    if (commentCache.size > 500_000) commentCache.clear();
+    commentCache.set(comment, hit);
+  }
+  return hit;
+}
+
 /** The attachment a rule's comment names, if that attachment's chain is `chain`. */
 function claimantOf(rule: Rule, chain: string): Attachment | undefined {
   if (rule.comment === undefined) return undefined;
-  const owner = parseIptablesComment(rule.comment);
-  return owner && chainNames(owner).includes(chain) ? owner : undefined;
+  const hit = commentOwner(rule.comment);
+  return hit && hit.names.includes(chain) ? hit.owner : undefined;
 }
 
 /** The attachment a jump belongs to, or undefined if it is not a masquerade jump. */
@@ -80,18 +97,25 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
     if (list) list.push(r);
     else m.set(k, [r]);
   };
-  for (const c of snapshot.chains) if (MASQ_CHAIN_PATTERN.test(c)) candidates.add(c);
+  const ours = (c: string): boolean => c.startsWith('CNI-') && MASQ_CHAIN_PATTERN.test(c);
+  for (const c of snapshot.chains) if (ours(c)) candidates.add(c);
   for (const r of snapshot.rules) {
-    if (MASQ_CHAIN_PATTERN.test(r.chain)) push(inChain, r.chain, r);
-    const targets = mode.conservative && !r.certain ? r.mentions : [r.jump, r.goto];
-    for (const t of new Set(targets)) if (t !== undefined && MASQ_CHAIN_PATTERN.test(t)) push(entering, t, r);
+    if (ours(r.chain)) push(inChain, r.chain, r);
+    if (mode.conservative && !r.certain) {
+      for (const t of new Set(r.mentions)) if (ours(t)) push(entering, t, r);
+    } else {
+      if (r.jump !== undefined && ours(r.jump)) push(entering, r.jump, r);
+      if (r.goto !== undefined && r.goto !== r.jump && ours(r.goto)) push(entering, r.goto, r);
+    }
   }
 
   const doomedJumps = new Set<Rule>();
   const owners = new Map<string, Attachment>();
+  const jumpOwners = new Map<Rule, Attachment>();
   for (const r of snapshot.rules) {
     const owner = jumpOwner(r);
     if (!owner) continue;
+    jumpOwners.set(r, owner);
     candidates.add(r.jump as string);
     if (within && !within.jumps.has(r.line)) continue;
     const source = sourceOf(r);
@@ -104,29 +128,28 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
   for (const c of [...candidates].sort()) {
     if (within && !within.chains.has(c)) continue;
     const rules = inChain.get(c) ?? [];
-    const claimants = new Map<string, Attachment>();
+    // Owners are memoized per comment, so the same attachment is the same object: identity dedupes.
+    const claimants: Attachment[] = [];
     let provable = true;
     for (const r of rules) {
       const owner = claimantOf(r, c);
-      if (owner) claimants.set(key(owner), owner);
-      else provable = false;
-    }
-    for (const r of entering.get(c) ?? []) {
-      const owner = jumpOwner(r);
-      if (owner && r.jump === c) claimants.set(key(owner), owner);
+      if (!owner) provable = false;
+      else if (!claimants.includes(owner)) claimants.push(owner);
     }
     if (!provable) continue;
-    const gone =
-      claimants.size > 0
-        ? [...claimants.values()].every((a) => selection.containerGone(a))
-        : rules.length === 0 && selection.claimsEmptyChain?.(c) === true;
+    const into = entering.get(c) ?? [];
+    for (const r of into) {
+      const owner = jumpOwners.get(r);
+      if (owner && r.jump === c && !claimants.includes(owner)) claimants.push(owner);
+    }
+    const gone = claimants.length > 0 ? claimants.every((a) => selection.containerGone(a)) : rules.length === 0 && selection.claimsEmptyChain?.(c) === true;
     if (!gone) continue;
     // A chain something else still enters is shared or not ours: it stays whole.
-    if ((entering.get(c) ?? []).some((r) => !doomedJumps.has(r))) continue;
+    if (into.some((r) => !doomedJumps.has(r))) continue;
     // Already what bridge's own teardown needs (an empty chain): deleting and re-creating it could race that teardown.
-    if (mode.recreate && rules.length === 0 && (entering.get(c) ?? []).length === 0) continue;
+    if (mode.recreate && rules.length === 0 && into.length === 0) continue;
     chains.push(c);
-    for (const a of claimants.values()) owners.set(key(a), a);
+    for (const a of claimants) owners.set(key(a), a);
   }
   return { jumps: [...doomedJumps], chains, recreate: mode.recreate ? chains : [], owners: [...owners.values()] };
 }
