@@ -201,7 +201,8 @@ connect() { # HOST_NS ADDR PORT
     s.on("error", (e) => { console.log("nothing answered (" + e.code + ")"); process.exit(0); });' "$2" "$3"
 }
 
-# ADD container CID through LIST in HOST_NS with PORT_MAPS; its result goes to $WORK/HOST_NS/CID/result.json.
+# ADD container CID through LIST in HOST_NS with PORT_MAPS; sets HP_IP to its first address.
+# (Not run in a $(...) subshell: new_netns must record the namespace for cleanup.)
 hp_add() { # HOST_NS LIST CID
   local host=$1 list=$2 cid=$3 dir=$WORK/$1/$3 n i prev=""
   mkdir -p "$dir"
@@ -212,7 +213,7 @@ hp_add() { # HOST_NS LIST CID
     prev=$dir/add-$i.json
   done
   cp "$prev" "$dir/result.json"
-  jq -r '.ips[0].address | split("/")[0]' "$dir/result.json"
+  HP_IP=$(jq -r '.ips[0].address | split("/")[0]' "$dir/result.json")
 }
 
 # The container exits; DEL in reverse with CNI_NETNS="" and no portMappings (what a runtime sends after a kill).
@@ -230,13 +231,15 @@ hostport_phase() { # NAME CONFLIST_FILE
   local host="masq-demo-$RUN_ID-hp-$1" list=$2 ip_a ip_b chain
   new_netns "$host"
   ip netns exec "$host" ip link set lo up
-  ip_a=$(hp_add "$host" "$list" default-hp-a)
+  hp_add "$host" "$list" default-hp-a
+  ip_a=$HP_IP
   echo_server "$host-default-hp-a" "hello from container A ($ip_a)"
   echo "    default-hp-a ADD with portMappings 8080->80, IP $ip_a: $GATEWAY:8080 reaches: $(connect "$host" "$GATEWAY" 8080)"
   stop_servers
   hp_kill "$host" "$list" default-hp-a
   echo "    default-hp-a killed: netns deleted, DEL with CNI_NETNS=\"\" and no portMappings ok"
-  ip_b=$(hp_add "$host" "$list" default-hp-b)
+  hp_add "$host" "$list" default-hp-b
+  ip_b=$HP_IP
   echo_server "$host-default-hp-b" "hello from container B ($ip_b)"
   HP_REPLY=$(connect "$host" "$GATEWAY" 8080)
   echo "    default-hp-b ADD with portMappings 8080->80, IP $ip_b: $GATEWAY:8080 reaches: $HP_REPLY"
