@@ -102,7 +102,7 @@ describe.each(VARIANTS)('iptables-%s, with masq-janitor', (variant) => {
         expect(dnatState(after.v4, net, who).entries.length, `${net}/${who} still published`).toBeGreaterThan(0);
       }
       expect(after.v4).toContain('--comment "dnat name: \\"' + lab.network + '\\" id: \\"imposter\\""');
-      expect(after.v4).toContain('-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 172.17.0.2:80');
+      expect(after.v4).toContain('-A DOCKER-PUBLISH ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 172.17.0.2:80');
       expectForeignIntact(lab, after);
       expectJanitorQuiet(lab);
       expect(otherResult).toBeDefined();

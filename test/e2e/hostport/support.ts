@@ -150,19 +150,22 @@ export function dnatState(saveText: string, network: string, containerId: string
 export const NO_DNAT: DnatState = { chainDeclared: false, entries: [], chainRules: [] };
 
 /**
- * Foreign DNAT state a real host has next to portmap's: Docker's published
- * port, a user's own rule in CNI-HOSTPORT-DNAT (no comment), and a rule whose
- * comment imitates portmap's but names another chain.
+ * Foreign DNAT state a real host has next to portmap's: a Docker-style
+ * published port, a user's own rule in CNI-HOSTPORT-DNAT (no comment), and a
+ * rule whose comment imitates portmap's but names another chain. Call it
+ * before any ADD: a restore that declares a chain flushes it, even with
+ * --noflush, so it declares only chains that are new or still empty.
  */
 export async function installForeignDnat(lab: Lab, families: readonly Family[]): Promise<void> {
   for (const family of families) {
     const v4 = family === 4;
     const text = [
       '*nat',
-      ':DOCKER - [0:0]',
+      ':DOCKER-PUBLISH - [0:0]',
       ':USER-DNAT - [0:0]',
       ':CNI-HOSTPORT-DNAT - [0:0]',
-      `-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination ${v4 ? '172.17.0.2:80' : '[fd17::2]:80'}`,
+      '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER-PUBLISH',
+      `-A DOCKER-PUBLISH ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination ${v4 ? '172.17.0.2:80' : '[fd17::2]:80'}`,
       '-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
       '-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
       '-A CNI-HOSTPORT-DNAT -p tcp -m tcp --dport 2222 -j USER-DNAT',
