@@ -4,7 +4,7 @@ import { hostPortsOf } from '../../src/backends/iptables/hostport.js';
 import { nftHostPortsOf, parseNftHostportListing } from '../../src/backends/nft/hostport.js';
 import { findPortConflicts, iptablesHolders, nftHolders, renderPortConflicts, type PortHolder } from '../../src/hostport/conflicts.js';
 import { dnatChainName, dnatComment, type Attachment } from '../../src/identity.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
+import { parseSave } from '../../src/backends/iptables/parse.js';
 import { PORTMAP_V4 } from '../backends/iptables/hostport-fixtures.js';
 import { HOSTPORT_IP } from '../backends/nft/hostport-fixtures.js';
 

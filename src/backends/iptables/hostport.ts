@@ -9,7 +9,7 @@ import {
   type Attachment,
   type PortmapCommentKind,
 } from '../../identity.js';
-import { enters, type Rule, type Snapshot } from '../../plan/iptables-save.js';
+import type { Rule, Snapshot } from './parse.js';
 import type { HostPort } from '../../hostport/ports.js';
 
 /**
@@ -37,8 +37,8 @@ const ENTRY_CHAIN: Record<PortmapCommentKind, string> = { dnat: 'CNI-HOSTPORT-DN
 const chainOf = (kind: PortmapCommentKind, a: Attachment): string => (kind === 'dnat' ? dnatChainName(a) : snatChainName(a));
 const commentOf = (kind: PortmapCommentKind, a: Attachment): string => savedComment(kind === 'dnat' ? dnatComment(a) : snatComment(a));
 
-// The lead's parser adds `certain` (false when a line cannot be read with certainty); until then every rule is.
-const isCertain = (r: Rule): boolean => (r as Rule & { readonly certain?: boolean }).certain !== false;
+const isCertain = (r: Rule): boolean => r.certain;
+const enters = (r: Rule, chain: string): boolean => r.jump === chain || r.goto === chain;
 
 export interface HostportEntry {
   readonly rule: Rule;
@@ -79,6 +79,12 @@ export interface HostportPlan {
 
 export const EMPTY_HOSTPORT_PLAN: HostportPlan = { entries: [], chains: [], owners: [] };
 
+/** What an earlier attempt doomed: a retry may doom only a subset (entry lines, chain names). */
+export interface HostportDoomed {
+  readonly entries: ReadonlySet<string>;
+  readonly chains: ReadonlySet<string>;
+}
+
 const keyOf = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
 
 /**
@@ -92,7 +98,7 @@ const keyOf = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
  * than a doomed entry enters (or an uncertain rule might: its text names the
  * chain); a chain holding a rule that cannot be read with certainty.
  */
-export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boolean, candidates: readonly Attachment[] = []): HostportPlan {
+export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boolean, candidates: readonly Attachment[] = [], within?: HostportDoomed): HostportPlan {
   const entries: Rule[] = [];
   const owners = new Map<string, Attachment>();
   const chainOwner = new Map<string, Attachment>();
@@ -100,7 +106,7 @@ export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boo
     const e = entryOf(r, candidates);
     if (!e?.owner) continue;
     chainOwner.set(e.chain, e.owner);
-    if (!doomed(e.owner)) continue;
+    if (!doomed(e.owner) || (within && !within.entries.has(r.line))) continue;
     entries.push(r);
     owners.set(keyOf(e.owner), e.owner);
   }
@@ -112,7 +118,7 @@ export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boo
   for (const [chain, owner] of chainOwner) {
     // An entry rule proves its target exists (iptables refuses a jump to a missing chain).
     const present = snapshot.chains.has(chain) || entries.some((r) => r.jump === chain);
-    if (present && doomed(owner)) chains.add(chain);
+    if (present && doomed(owner) && (!within || within.chains.has(chain))) chains.add(chain);
   }
   if (chains.size > 0) {
     const doomedEntries = new Set(entries);
@@ -120,7 +126,7 @@ export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boo
       if (chains.has(r.chain) && !isCertain(r)) chains.delete(r.chain);
       if (doomedEntries.has(r)) continue;
       for (const c of chains) {
-        if (enters(r, c) || (!isCertain(r) && r.line.includes(c))) chains.delete(c);
+        if (enters(r, c) || (!isCertain(r) && (r.mentions.includes(c) || r.line.includes(c)))) chains.delete(c);
       }
     }
   }

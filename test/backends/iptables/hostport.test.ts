@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dnatChainName, dnatComment, savedComment, snatChainName, type Attachment } from '../../../src/identity.js';
 import { entryOf, HOSTPORT_CHAIN_PATTERN, hostPortsOf, planHostports, SHARED_HOSTPORT_CHAINS } from '../../../src/backends/iptables/hostport.js';
-import { enters, parseSave, type Rule, type Snapshot } from '../../../src/plan/iptables-save.js';
+import { parseSave, type Rule, type Snapshot } from '../../../src/backends/iptables/parse.js';
+
+const enters = (r: Rule, c: string): boolean => r.jump === c || r.goto === c;
 import { PORTMAP_V4, PORTMAP_V6 } from './hostport-fixtures.js';
 
 const C1: Attachment = { network: 'hpnet', containerId: 'default-c1' };
@@ -169,7 +171,7 @@ describe('planHostports on real Debian portmap state', () => {
         const plan = planHostports(snap, doomed);
         const taken = new Set(plan.entries);
         for (const e of plan.entries) {
-          expect((e as Rule & { certain?: boolean }).certain).not.toBe(false);
+          expect(e.certain).toBe(true);
           const owner = entryOf(e)?.owner;
           expect(owner && doomed(owner)).toBe(true);
         }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planHostports } from '../../../src/backends/iptables/hostport.js';
-import { parseSave } from '../../../src/plan/iptables-save.js';
+import { parseSave } from '../../../src/backends/iptables/parse.js';
 import type { Attachment } from '../../../src/identity.js';
 import { restore, VARIANTS, type Family } from '../../support/xtables.js';
 import { e2eSuite, expectDelOk, expectForeignIntact, expectNat } from '../support/expect.js';

@@ -8,9 +8,6 @@ import { addWithPorts, delWithPorts, dnatState, HOSTPORT_DEL_MODES, installForei
 import { hijackScenario } from './traffic.js';
 
 /**
- * PENDING until the janitor removes hostport state (issue 11, phase B): this
- * file is not matched by vitest's *.test.ts and becomes janitor.test.ts then.
- *
  * With masq-janitor appended after portmap, every DEL brings the nat tables
  * back to their state before the container's ADD, whatever the runtime
  * passed, and touches nothing else. "Before" is taken after one full
