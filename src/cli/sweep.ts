@@ -17,13 +17,18 @@ import { describeIptables, describeNft, renderTable, type OrphanRow } from './or
 import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 
+import { hostPortsOf } from '../backends/iptables/hostport.js';
+import { findPortConflicts, iptablesHolders, renderPortConflicts, type PortConflict } from '../hostport/conflicts.js';
+import type { Attachment } from '../identity.js';
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--settle SECONDS] [--config FILE]
 
 Finds masquerade state that bridge/ptp leaked on this host (iptables and
 ip6tables nat tables, legacy and nft variants, and the nftables backend's
-table inet cni_plugins_masquerade) whose attachment is recorded neither in
-libcni's result cache (<state-dir>/results) nor in host-local's
-reservations (<state-dir>/networks). Dry run by default.
+table inet cni_plugins_masquerade), and the hostport (DNAT) state portmap
+leaked, whose attachment is recorded neither in libcni's result cache
+(<state-dir>/results) nor in host-local's reservations (<state-dir>/networks).
+Also reports host ports that more than one container's DNAT state serves
+(a stale mapping shadowing a live one). Dry run by default.
 
   --apply           remove the orphans (one transaction per table, chunked)
   --json            machine-readable output on stdout
@@ -38,7 +43,7 @@ reservations (<state-dir>/networks). Dry run by default.
   -h, --help        this text
 
 Exit status: 0 nothing orphaned (or all removed with --apply), 1 orphans
-found (dry run) or removal incomplete, 2 usage error, not root, or a state
+or a host port conflict found (dry run) or removal incomplete, 2 usage error, not root, or a state
 dir holding neither results/ nor networks/.
 `;
 
@@ -104,21 +109,28 @@ export async function sweep(argv: string[]): Promise<number> {
   const started = Date.now();
   const path = effectivePath(process.env);
   const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
-  const { rows, totals, looked, errors, removed } = report;
+  const { rows, totals, looked, errors, removed, conflicts } = report;
+  const stalePorts = (): void => {
+    if (conflicts.length === 0) return;
+    out(`\n${conflicts.length} host port${conflicts.length === 1 ? '' : 's'} served by more than one container's DNAT state (the first rule wins: stale mappings shadow live ones):\n`);
+    out(renderPortConflicts(conflicts));
+  };
   if (!values.apply) {
-    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
+    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors, portConflicts: conflicts }, null, 2) + '\n');
     else {
       if (rows.length > 0) out(renderTable(rows));
+      stalePorts();
       out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${looked.recorded.cache} cached results and ${looked.recorded.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
       for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
     }
-    return rows.length > 0 || errors.length > 0 ? 1 : 0;
+    return rows.length > 0 || errors.length > 0 || conflicts.length > 0 ? 1 : 0;
   }
   const seconds = (Date.now() - started) / 1000;
   const applied = { ...removed, seconds };
-  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors }, null, 2) + '\n');
+  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors, portConflicts: conflicts }, null, 2) + '\n');
   else {
     if (rows.length > 0) out(renderTable(rows));
+    stalePorts();
     out(`removed ${removed.chains} chains, ${removed.jumps} jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${seconds.toFixed(2)} s)${errors.length ? `; ${errors.length} errors` : ''}.\n`);
     for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
   }
@@ -148,6 +160,8 @@ export interface SweepReport {
   readonly looked: { readonly tables: readonly string[]; readonly recorded: Records['counts']; readonly networks: readonly string[] };
   readonly errors: readonly string[];
   readonly removed: { readonly chains: number; readonly jumps: number; readonly nftRules: number; readonly transactions: number };
+  /** Host ports more than one container's DNAT state serves, as the tables were read (before any removal). */
+  readonly conflicts: readonly PortConflict[];
 }
 
 /**
@@ -167,10 +181,12 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   const note = (r: { ok: false; error: JanitorError } | { ok: true }): void => {
     if (!r.ok && r.error.kind !== 'missing-tool') errors.push(r.error.message);
   };
+  const hostportTables: { where: string; family: 4 | 6; snapshot: Snapshot }[] = [];
   const tables: AnyTable[] = iptables.map((t, i) => {
     const r = iptRead[i] as Awaited<ReturnType<typeof t.backend.read>>;
     note(r);
     const where = `${binary(t.xt, '')} v${t.xt.family}`;
+    if (r.ok && r.value !== undefined) hostportTables.push({ where, family: t.xt.family, snapshot: r.value });
     return { backend: t.backend, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why) };
   });
   note(nftRead);
@@ -201,7 +217,10 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   };
   const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
   const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
-  if (!o.apply) return { rows, totals, looked, errors, removed };
+  // "Recorded" is what sweep keeps: the same selection that plans the removal.
+  const recorded = (a: Attachment): boolean => !first.selection.containerGone(a);
+  const conflicts = findPortConflicts(hostportTables.flatMap((t) => iptablesHolders(hostPortsOf(t.snapshot), t.where, t.family, recorded)));
+  if (!o.apply) return { rows, totals, looked, errors, removed, conflicts };
 
   for (const t of present) {
     // A retry reads this table and then the records again (per table: records read for another table's
@@ -222,7 +241,7 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     removed.nftRules += r.value.removed.rules;
     removed.transactions += r.value.removed.transactions;
   }
-  return { rows, totals, looked, errors, removed };
+  return { rows, totals, looked, errors, removed, conflicts };
 }
 
 function planRows(t: AnyTable, selection: Selection, why: string): OrphanRow[] {

@@ -12,9 +12,7 @@ import { IFNAME, JANITOR_DIR, withLab, type Container, type Lab } from '../suppo
 import { addWithPorts, delWithPorts, dnatState, installForeignDnat, NO_DNAT, withPortmap, type PortMapping } from './support.js';
 
 /**
- * PENDING until GC and sweep handle hostport state (issue 11, phase B).
- *
- * A host made by the real Debian bridge + portmap: orphans that leaked
+ * GC and sweep with hostport state, on a host made by the real Debian bridge + portmap: orphans that leaked
  * masquerade and hostport state (DEL with CNI_NETNS="" and no portMappings),
  * masquerade only (no ports published), hostport only (bridge cleaned up with
  * the netns alive, portmap returned at once), and live, recorded containers,
@@ -64,8 +62,9 @@ async function world(lab: Lab): Promise<World> {
   return { list, stateDir, orphans: { both, hostportOnly, masqOnly }, live: { same, other }, before: await lab.snapshot() };
 }
 
+/** Scoped to the lab's network: the lab's foreign rules of another network have no records here, by design. */
 function sweep(lab: Lab, args: readonly string[]): Promise<ProcResult> {
-  return nsExec(lab.host, 'env', ['-i', `PATH=${lab.toolchain.path}`, join(JANITOR_DIR, 'masq-janitor'), 'sweep', ...args]);
+  return nsExec(lab.host, 'env', ['-i', `PATH=${lab.toolchain.path}`, join(JANITOR_DIR, 'masq-janitor'), 'sweep', '--network', lab.network, ...args]);
 }
 
 function gc(lab: Lab, valid: readonly Container[]): Promise<ProcResult> {
