@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# masq-janitor demo: nerdctl's default network leaks masquerade rules; masq-janitor stops the leak.
+# masq-janitor demo: nerdctl's default network leaks masquerade rules and (phase 3) published-port
+# DNAT rules; masq-janitor stops both leaks.
 #
 # Everything happens inside throwaway network namespaces, so this machine's own
 # iptables rules, interfaces and files are never touched. Two phases, each in a
@@ -166,9 +167,9 @@ phase() { # NAME CONFLIST_FILE
 # same host port is shadowed by it: connections follow the stale DNAT to the old IP.
 PORT_MAPS='[{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]'
 GATEWAY=$(jq -r '.plugins[0].ipam.ranges[0][0].gateway' "$CONFLIST")
-# Until masq-janitor removes hostport state (issue 11, phase B) its half of this
-# phase is reported but not required; HOSTPORT_JANITOR=required makes it count.
-HOSTPORT_JANITOR=${HOSTPORT_JANITOR:-pending}
+# The janitor half is required: with it, host port 8080 must reach B and nothing of A may be left.
+# (HOSTPORT_JANITOR=report only reports it, e.g. to show the leak with an older build.)
+HOSTPORT_JANITOR=${HOSTPORT_JANITOR:-required}
 
 dn_chain() { # NETWORK CONTAINER_ID -> portmap's chain name: CNI-DN- + sha512(network + id), 28 chars
   printf 'CNI-DN-%s' "$(printf '%s%s' "$1" "$2" | sha512sum | cut -c1-21)"
@@ -301,6 +302,6 @@ if ((HP_JANITOR_LEFT > 0)) || [[ $HP_JANITOR_REPLY != "hello from container B"* 
   if [[ $HOSTPORT_JANITOR == required ]]; then
     die "with masq-janitor host port 8080 still does not reach the new container"
   fi
-  echo "  (hostPort with masq-janitor: pending, the janitor does not remove portmap's state yet)"
+  echo "  (hostPort with masq-janitor: not cleaned; reported only, HOSTPORT_JANITOR=$HOSTPORT_JANITOR)"
 fi
 echo "  demo OK: the leak, then its absence"
