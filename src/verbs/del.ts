@@ -3,6 +3,7 @@ import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
 import { hasHostportEntries, iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
+import { nftHostportBackend } from '../backends/nft/hostport-run.js';
 import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
@@ -69,8 +70,16 @@ export async function del(ctx: VerbContext): Promise<Reply> {
 
   const tables = [4, 6].flatMap((f) => delVariants(f as 4 | 6, ctx.path));
   const wait = conf.settings.lockWait;
+  // portmap's nft tables: this container's rules, restricted to this interface's IPs when prevResult named them.
+  const hostportIps = ips?.map((i) => i.ip);
+  const nftHostports = hostports
+    ? (['ip', 'ip6'] as const).map((family) =>
+        converge(nftHostportBackend(run, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true }),
+      )
+    : [];
   const [nft, ...results] = await Promise.all([
     converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
+    ...nftHostports,
     ...tables.map(async (xt: Xtables) => {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
       const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
