@@ -115,20 +115,27 @@ export function planHostports(snapshot: Snapshot, doomed: (a: Attachment) => boo
   }
 
   const chains = new Set<string>();
+  // An entry rule proves its target exists (iptables refuses a jump to a missing chain).
+  const enteredByEntry = new Set(entries.map((r) => r.jump as string));
   for (const [chain, owner] of chainOwner) {
-    // An entry rule proves its target exists (iptables refuses a jump to a missing chain).
-    const present = snapshot.chains.has(chain) || entries.some((r) => r.jump === chain);
+    const present = snapshot.chains.has(chain) || enteredByEntry.has(chain);
     if (present && doomed(owner) && (!within || within.chains.has(chain))) chains.add(chain);
   }
   if (chains.size > 0) {
+    // Linear in the table: sweeps see tens of thousands of chains.
     const doomedEntries = new Set(entries);
+    const keep = new Set<string>();
     for (const r of snapshot.rules) {
-      if (chains.has(r.chain) && !isCertain(r)) chains.delete(r.chain);
+      if (chains.has(r.chain) && !isCertain(r)) keep.add(r.chain);
       if (doomedEntries.has(r)) continue;
-      for (const c of chains) {
-        if (enters(r, c) || (!isCertain(r) && (r.mentions.includes(c) || r.line.includes(c)))) chains.delete(c);
+      for (const t of [r.jump, r.goto]) if (t !== undefined && chains.has(t)) keep.add(t);
+      if (!isCertain(r)) {
+        for (const m of r.mentions) if (chains.has(m)) keep.add(m);
+        // Whatever such a line names, it may enter: every per-container chain name it contains.
+        for (const m of r.line.match(/CNI-(?:DN|SN)-[0-9a-f]{21}/g) ?? []) if (chains.has(m)) keep.add(m);
       }
     }
+    for (const c of keep) chains.delete(c);
   }
   for (const c of chains) {
     const o = chainOwner.get(c);
@@ -184,11 +191,17 @@ export function hostPortsOf(snapshot: Snapshot): HostportState[] {
     s.admits.push(admit);
     entered.set(e.chain, s);
   }
+  const dnatRules = new Map<string, Rule[]>();
+  for (const r of snapshot.rules) {
+    if (r.jump !== 'DNAT' || !isCertain(r) || !entered.has(r.chain)) continue;
+    const list = dnatRules.get(r.chain);
+    if (list) list.push(r);
+    else dnatRules.set(r.chain, [r]);
+  }
   const out: HostportState[] = [];
   for (const [chain, s] of entered) {
     const ports: HostPort[] = [];
-    for (const r of snapshot.rules) {
-      if (r.chain !== chain || r.jump !== 'DNAT' || !isCertain(r)) continue;
+    for (const r of dnatRules.get(chain) ?? []) {
       const proto = option(r.args, '-p');
       const port = Number(option(r.args, '--dport'));
       const destination = option(r.args, '--to-destination');
