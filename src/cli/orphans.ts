@@ -3,6 +3,7 @@ import { entryOf } from '../backends/iptables/hostport.js';
 import { jumpOwner, type IptablesPlan } from '../backends/iptables/plan.js';
 import type { Snapshot } from '../backends/iptables/parse.js';
 import type { NftPlan } from '../backends/nft/plan.js';
+import type { NftHostportPlan } from '../backends/nft/hostport.js';
 
 /** One line of a sweep report: one attachment's state in one place. */
 export interface OrphanRow {
@@ -51,6 +52,19 @@ export function describeIptables(where: string, snapshot: Snapshot, plan: Iptabl
       why,
     };
   });
+}
+
+/** portmap's nft rules name only the container ID: the network is unknown ('?'). */
+export function describeNftHostport(plan: NftHostportPlan, why: string): OrphanRow[] {
+  return plan.rules.map((r) => ({
+    network: '?',
+    containerId: r.comment ?? '?',
+    where: `nft ${r.family} cni_hostport`,
+    object: `${r.chain} handle ${r.handle}`,
+    rules: 1,
+    ips: r.containerIp === undefined ? [] : [r.containerIp],
+    why,
+  }));
 }
 
 export function describeNft(plan: NftPlan, why: string): OrphanRow[] {

@@ -13,12 +13,14 @@ import type { JanitorError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { looksLikeStateDir, readRecords, type Records } from '../records/recorded.js';
 import { sweepSelection } from '../records/selections.js';
-import { describeIptables, describeNft, renderTable, type OrphanRow } from './orphans.js';
+import { describeIptables, describeNft, describeNftHostport, renderTable, type OrphanRow } from './orphans.js';
 import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 
 import { hostPortsOf } from '../backends/iptables/hostport.js';
-import { findPortConflicts, iptablesHolders, renderPortConflicts, type PortConflict } from '../hostport/conflicts.js';
+import { findPortConflicts, iptablesHolders, nftHolders, renderPortConflicts, type PortConflict } from '../hostport/conflicts.js';
+import { nftHostPortsOf, type NftHostportPlan, type NftHostportRule } from '../backends/nft/hostport.js';
+import { nftHostportBackend } from '../backends/nft/hostport-run.js';
 import type { Attachment } from '../identity.js';
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--settle SECONDS] [--config FILE]
 
@@ -59,7 +61,7 @@ interface Table<S, P> {
   readonly describe: (snapshot: S, plan: P, why: string) => OrphanRow[];
 }
 
-type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan>;
+type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan> | Table<readonly NftHostportRule[], NftHostportPlan>;
 
 export async function sweep(argv: string[]): Promise<number> {
   let values;
@@ -177,7 +179,11 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   // record yet. Reading records later lets such an ADD finish and be seen.
   const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
   const nft = nftBackend(run, network === undefined ? [] : [network]);
-  const [nftRead, ...iptRead] = await Promise.all([nft.read(FIRST), ...iptables.map((t) => t.backend.read(FIRST))]);
+  // portmap's nft rules name only a container ID: an ID is orphaned when no network in the records keeps it,
+  // so they are swept only host-wide (with --network they are reported in conflicts, never removed).
+  let recordedNetworks: readonly string[] = [];
+  const hostportNft = (['ip', 'ip6'] as const).map((family) => nftHostportBackend(run, family, { kind: 'ids', networks: () => (network === undefined ? recordedNetworks : []) }));
+  const [nftRead, hpReads, iptRead] = await Promise.all([nft.read(FIRST), Promise.all(hostportNft.map((b) => b.read(FIRST))), Promise.all(iptables.map((t) => t.backend.read(FIRST)))]);
   const note = (r: { ok: false; error: JanitorError } | { ok: true }): void => {
     if (!r.ok && r.error.kind !== 'missing-tool') errors.push(r.error.message);
   };
@@ -191,6 +197,12 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   });
   note(nftRead);
   tables.push({ backend: nft, snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why) });
+  const hostportNftRules: NftHostportRule[] = [];
+  for (const [i, r] of hpReads.entries()) {
+    note(r);
+    if (r.ok && r.value !== undefined) hostportNftRules.push(...r.value);
+    tables.push({ backend: hostportNft[i] as Backend<readonly NftHostportRule[], NftHostportPlan>, snapshot: r.ok ? r.value : undefined, describe: (_s: readonly NftHostportRule[], p: NftHostportPlan, why: string) => describeNftHostport(p, why) });
+  }
   const present = tables.filter((t) => t.snapshot !== undefined);
 
   if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
@@ -201,6 +213,7 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     return { records, selection: sweepSelection(records, inScope) };
   };
   const first = readSelection();
+  recordedNetworks = [...first.records.networks];
   for (const p of first.records.problems) progress(`unreadable state kept as recorded: ${p}`);
 
   const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
@@ -211,15 +224,19 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   }
   const totals = {
     attachments: new Set(rows.map((r) => `${r.network}/${r.containerId}`)).size,
-    chains: rows.filter((r) => r.where !== 'nft inet').reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
+    chains: rows.filter((r) => !r.where.startsWith('nft ')).reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
     rules: rows.reduce((n, r) => n + r.rules, 0),
-    nftRules: rows.filter((r) => r.where === 'nft inet').length,
+    nftRules: rows.filter((r) => r.where.startsWith('nft ')).length,
   };
   const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
   const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
   // "Recorded" is what sweep keeps: the same selection that plans the removal.
   const recorded = (a: Attachment): boolean => !first.selection.containerGone(a);
-  const conflicts = findPortConflicts(hostportTables.flatMap((t) => iptablesHolders(hostPortsOf(t.snapshot), t.where, t.family, recorded)));
+  const nftRecorded = (id: string): boolean => !(network === undefined && recordedNetworks.length > 0 && recordedNetworks.every((n) => first.selection.containerGone({ network: n, containerId: id })));
+  const conflicts = findPortConflicts([
+    ...hostportTables.flatMap((t) => iptablesHolders(hostPortsOf(t.snapshot), t.where, t.family, recorded)),
+    ...nftHolders(nftHostPortsOf(hostportNftRules), nftRecorded),
+  ]);
   if (!o.apply) return { rows, totals, looked, errors, removed, conflicts };
 
   for (const t of present) {
@@ -228,7 +245,11 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     const rounds = new Map<number, Selection>([[1, first.selection]]);
     const evidence = async (a: Attempt): Promise<Selection> => {
       let sel = rounds.get(a.n);
-      if (!sel) rounds.set(a.n, (sel = readSelection().selection));
+      if (!sel) {
+        const again = readSelection();
+        recordedNetworks = [...new Set([...recordedNetworks, ...again.records.networks])];
+        rounds.set(a.n, (sel = again.selection));
+      }
       return sel;
     };
     const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, progress });

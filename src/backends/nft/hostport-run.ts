@@ -28,7 +28,7 @@ export type NftHostportDecision =
    * network in `networks` (those records or state name): an ID some network
    * still records is kept.
    */
-  | { readonly kind: 'ids'; readonly networks: readonly string[] };
+  | { readonly kind: 'ids'; readonly networks: () => readonly string[] };
 
 const tail = (s: string): string => s.trim().split('\n').slice(-3).join(' | ');
 
@@ -66,7 +66,10 @@ export function nftHostportBackend(run: Runner, family: NftHostportFamily, decis
       const planned =
         decision.kind === 'del'
           ? planNftHostports(rules, decision.containerId, decision.ips)
-          : planNftHostportSelection(rules, (id) => decision.networks.length > 0 && decision.networks.every((network) => selection.containerGone({ network, containerId: id })));
+          : planNftHostportSelection(rules, (id) => {
+              const networks = decision.networks();
+              return networks.length > 0 && networks.every((network) => selection.containerGone({ network, containerId: id }));
+            });
       if (within === undefined) return planned;
       const allowed = new Set(within.rules.map((r) => r.handle));
       return { rules: planned.rules.filter((r) => allowed.has(r.handle)) };
