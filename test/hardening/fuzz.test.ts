@@ -289,6 +289,14 @@ function callProblems(calls: readonly Call[], c: CaseDesc, exp: Expect, d: Deriv
       if (d.verb !== 'DEL' || !eq([`--net=${c.env.netns ?? ''}`, 'ip', '-o', 'addr', 'show', 'dev', c.env.ifname ?? '', 'scope', 'global'])) p.push(`unknown argv: nsenter ${JSON.stringify(a)}`);
     } else p.push(`unknown command ${call.file} ${JSON.stringify(a)}`);
   }
+  // Not only nothing foreign: DEL removes this interface's nft rules (they name the interface; no prevResult
+  // needed) whenever nft answers. The grammar checks alone let a rule DEL never recognised leak silently.
+  const nftAnswers = !['nft-list-fails', 'nft-garbage', 'nft-delete-fails'].includes(c.world.fault) && onPath('nft', d.effectivePath);
+  if (d.verb === 'DEL' && d.identity && nftAnswers && world.allowedHandles.size > 0) {
+    const deleted = new Set(calls.filter((x) => x.file === 'nft' && x.args[0] === '-f').flatMap((x) => [...(x.input ?? '').matchAll(/handle (\d+)$/gm)].map((m) => Number(m[1]))));
+    const left = [...world.allowedHandles].filter((h) => !deleted.has(h));
+    if (left.length > 0) p.push(`DEL left this interface's nft rules (handles ${left.join(',')}) in place`);
+  }
   return p;
 }
 
