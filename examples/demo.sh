@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# masq-janitor demo: nerdctl's default network leaks masquerade rules; masq-janitor stops the leak.
+# masq-janitor demo: nerdctl's default network leaks masquerade rules and (phase 3) published-port
+# DNAT rules; masq-janitor stops both leaks.
 #
 # Everything happens inside throwaway network namespaces, so this machine's own
 # iptables rules, interfaces and files are never touched. Two phases, each in a
@@ -45,8 +46,13 @@ RUN_ID="$$-$RANDOM"
 WORK=$(mktemp -d "/tmp/masq-demo.$RUN_ID.XXXXXX")
 NETNS_MADE=()     # every namespace we create, host and container ones
 
+SERVER_PIDS=()    # echo servers we started inside container namespaces
+
 cleanup() {
   set +e
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
   for ns in "${NETNS_MADE[@]}"; do
     ip netns delete "$ns" 2>/dev/null   # the nerdctl0 bridge and veths live in there and go with it
   done
@@ -68,22 +74,25 @@ PLUGIN_PATH="$(dirname "$NODE"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 # --- CNI, played the way libcni does it -------------------------------------
 # stdin for plugin number $2 of conflist $1: the plugin object plus the injected
-# name and cniVersion, plus prevResult (file $3) when there is one.
+# name and cniVersion, plus prevResult (file $3) when there is one, plus (like
+# libcni's capability args) runtimeConfig.portMappings $4 for a plugin whose
+# "capabilities" asks for portMappings, when the runtime passes any.
 plugin_stdin() {
-  local list=$1 index=$2 prev=${3:-}
+  local list=$1 index=$2 prev=${3:-} maps=${4:-null}
+  local base='.plugins[$i] + {cniVersion: .cniVersion, name: .name}
+    + (if $maps != null and (.plugins[$i].capabilities.portMappings // false) then {runtimeConfig: {portMappings: $maps}} else {} end)'
   if [[ -n $prev ]]; then
-    jq -c --argjson i "$index" --slurpfile prev "$prev" \
-      '.plugins[$i] + {cniVersion: .cniVersion, name: .name, prevResult: $prev[0]}' "$list"
+    jq -c --argjson i "$index" --argjson maps "$maps" --slurpfile prev "$prev" "$base + {prevResult: \$prev[0]}" "$list"
   else
-    jq -c --argjson i "$index" '.plugins[$i] + {cniVersion: .cniVersion, name: .name}' "$list"
+    jq -c --argjson i "$index" --argjson maps "$maps" "$base" "$list"
   fi
 }
 
-# run_plugin HOST_NS LIST INDEX VERB CONTAINER_ID NETNS PREV_FILE OUT_FILE
+# run_plugin HOST_NS LIST INDEX VERB CONTAINER_ID NETNS PREV_FILE OUT_FILE [PORT_MAPPINGS_JSON]
 run_plugin() {
-  local host=$1 list=$2 index=$3 verb=$4 cid=$5 netns=$6 prev=$7 out=$8 type
+  local host=$1 list=$2 index=$3 verb=$4 cid=$5 netns=$6 prev=$7 out=$8 maps=${9:-null} type
   type=$(jq -r --argjson i "$index" '.plugins[$i].type' "$list")
-  if ! plugin_stdin "$list" "$index" "$prev" |
+  if ! plugin_stdin "$list" "$index" "$prev" "$maps" |
        ip netns exec "$host" env -i PATH="$PLUGIN_PATH" \
          CNI_COMMAND="$verb" CNI_CONTAINERID="$cid" CNI_NETNS="$netns" CNI_IFNAME=eth0 \
          CNI_ARGS="IgnoreUnknown=1" CNI_PATH="$WORK/bin" \
@@ -151,6 +160,99 @@ phase() { # NAME CONFLIST_FILE
   report "$host" "$WORK/ipam-$1"
 }
 
+# --- phase 3: hostPort (portmap) state and the hijack ----------------------
+# portmap's DEL returns at once when the runtime passes no portMappings (after a
+# kill, a failed start, a restart), so the container's DNAT state stays: a chain
+# CNI-DN-<hash> entered from CNI-HOSTPORT-DNAT. The next container publishing the
+# same host port is shadowed by it: connections follow the stale DNAT to the old IP.
+PORT_MAPS='[{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]'
+GATEWAY=$(jq -r '.plugins[0].ipam.ranges[0][0].gateway' "$CONFLIST")
+# The janitor half is required: with it, host port 8080 must reach B and nothing of A may be left.
+# (HOSTPORT_JANITOR=report only reports it, e.g. to show the leak with an older build.)
+HOSTPORT_JANITOR=${HOSTPORT_JANITOR:-required}
+
+dn_chain() { # NETWORK CONTAINER_ID -> portmap's chain name: CNI-DN- + sha512(network + id), 28 chars
+  printf 'CNI-DN-%s' "$(printf '%s%s' "$1" "$2" | sha512sum | cut -c1-21)"
+}
+
+# A tiny TCP echo server on port 80 inside NETNS answering REPLY; gone after 60 s at the latest.
+echo_server() { # NETNS REPLY
+  ip netns exec "$1" "$NODE" -e 'require("net").createServer((c) => c.end(process.argv[1])).listen(80); setTimeout(() => process.exit(0), 60000);' "$2" &
+  SERVER_PIDS+=("$!")
+  local i
+  for ((i = 0; i < 50; i++)); do
+    ip netns exec "$1" ss -Hltn 'sport = :80' | grep -q . && return 0
+    sleep 0.1
+  done
+  die "the echo server in $1 did not start"
+}
+
+stop_servers() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
+  SERVER_PIDS=()
+}
+
+# Connect from HOST_NS to ADDR:PORT; prints what the server said, or why nothing did (within 3 s).
+connect() { # HOST_NS ADDR PORT
+  ip netns exec "$1" "$NODE" -e '
+    const s = require("net").connect({ host: process.argv[1], port: Number(process.argv[2]) });
+    let d = ""; s.setTimeout(3000, () => { console.log("nothing answered (timeout)"); process.exit(0); });
+    s.on("data", (b) => (d += b)); s.on("end", () => { console.log(d); process.exit(0); });
+    s.on("error", (e) => { console.log("nothing answered (" + e.code + ")"); process.exit(0); });' "$2" "$3"
+}
+
+# ADD container CID through LIST in HOST_NS with PORT_MAPS; sets HP_IP to its first address.
+# (Not run in a $(...) subshell: new_netns must record the namespace for cleanup.)
+hp_add() { # HOST_NS LIST CID
+  local host=$1 list=$2 cid=$3 dir=$WORK/$1/$3 n i prev=""
+  mkdir -p "$dir"
+  new_netns "$host-$cid"
+  n=$(jq '.plugins | length' "$list")
+  for ((i = 0; i < n; i++)); do
+    run_plugin "$host" "$list" "$i" ADD "$cid" "/var/run/netns/$host-$cid" "$prev" "$dir/add-$i.json" "$PORT_MAPS"
+    prev=$dir/add-$i.json
+  done
+  cp "$prev" "$dir/result.json"
+  HP_IP=$(jq -r '.ips[0].address | split("/")[0]' "$dir/result.json")
+}
+
+# The container exits; DEL in reverse with CNI_NETNS="" and no portMappings (what a runtime sends after a kill).
+hp_kill() { # HOST_NS LIST CID
+  local host=$1 list=$2 cid=$3 dir=$WORK/$1/$3 n i
+  ip netns delete "$host-$cid"
+  n=$(jq '.plugins | length' "$list")
+  for ((i = n - 1; i >= 0; i--)); do
+    run_plugin "$host" "$list" "$i" DEL "$cid" "" "$dir/result.json" "$dir/del-$i.json"
+  done
+}
+
+# Sets HP_REPLY (what host port 8080 reached at the end) and HP_LEFT (rules of A's DNAT state left).
+hostport_phase() { # NAME CONFLIST_FILE
+  local host="masq-demo-$RUN_ID-hp-$1" list=$2 ip_a ip_b chain
+  new_netns "$host"
+  ip netns exec "$host" ip link set lo up
+  hp_add "$host" "$list" default-hp-a
+  ip_a=$HP_IP
+  echo_server "$host-default-hp-a" "hello from container A ($ip_a)"
+  echo "    default-hp-a ADD with portMappings 8080->80, IP $ip_a: $GATEWAY:8080 reaches: $(connect "$host" "$GATEWAY" 8080)"
+  stop_servers
+  hp_kill "$host" "$list" default-hp-a
+  echo "    default-hp-a killed: netns deleted, DEL with CNI_NETNS=\"\" and no portMappings ok"
+  hp_add "$host" "$list" default-hp-b
+  ip_b=$HP_IP
+  echo_server "$host-default-hp-b" "hello from container B ($ip_b)"
+  HP_REPLY=$(connect "$host" "$GATEWAY" 8080)
+  echo "    default-hp-b ADD with portMappings 8080->80, IP $ip_b: $GATEWAY:8080 reaches: $HP_REPLY"
+  chain=$(dn_chain "$(jq -r .name "$list")" default-hp-a)
+  HP_LEFT=$(ip netns exec "$host" iptables -w 5 -t nat -S | grep -cE "(^-N $chain\$|^-A $chain |-j $chain( |\$))" || true)
+  echo "  default-hp-a's DNAT state left ($chain, its rules and entry rules): $HP_LEFT lines"
+  if ((HP_LEFT > 0)); then
+    ip netns exec "$host" iptables -w 5 -t nat -S | grep -E "(^-N $chain\$|^-A $chain |-j $chain( |\$))" | sed 's/^/    /'
+  fi
+  stop_servers
+}
+
 # --- the two conflists -------------------------------------------------------
 # The only change for the demo: host-local keeps its reservations in a temp dir.
 jq --arg d "$WORK/ipam-plain" '.plugins[0].ipam.dataDir = $d' "$CONFLIST" >"$WORK/plain.conflist"
@@ -168,6 +270,14 @@ echo "== 2. the same with {\"type\": \"masq-janitor\"} appended (fresh host netn
 phase janitor "$WORK/janitor.conflist"
 AFTER_CHAINS=$TOTAL_CHAINS AFTER_RULES=$TOTAL_RULES
 echo
+echo "== 3. hostPort: A publishes 8080, is killed (DEL without portMappings), B publishes 8080"
+echo "  without masq-janitor (fresh host netns masq-demo-$RUN_ID-hp-plain):"
+hostport_phase plain "$WORK/plain.conflist"
+HP_PLAIN_REPLY=$HP_REPLY HP_PLAIN_LEFT=$HP_LEFT
+echo "  with masq-janitor (fresh host netns masq-demo-$RUN_ID-hp-janitor):"
+hostport_phase janitor "$WORK/janitor.conflist"
+HP_JANITOR_REPLY=$HP_REPLY HP_JANITOR_LEFT=$HP_LEFT
+echo
 echo "== result"
 echo "  without masq-janitor: $LEAK_CHAINS chains, $LEAK_RULES rules leaked"
 if ((AFTER_CHAINS + AFTER_RULES == 0)); then
@@ -176,10 +286,22 @@ else
   echo "  with masq-janitor:    $AFTER_CHAINS chains, $AFTER_RULES rules leaked"
 fi
 
+echo "  hostPort 8080 after A's leak, without masq-janitor: $HP_PLAIN_REPLY ($HP_PLAIN_LEFT lines of A's DNAT state left)"
+echo "  hostPort 8080 after A's leak, with masq-janitor:    $HP_JANITOR_REPLY ($HP_JANITOR_LEFT lines of A's DNAT state left)"
+
 if ((LEAK_CHAINS == 0)); then
   die "no leak without masq-janitor: this bridge plugin already cleans up on DEL with an empty netns?"
 fi
 if ((AFTER_CHAINS + AFTER_RULES > 0)); then
   die "masq-janitor left masquerade state behind (listed above)"
+fi
+if ((HP_PLAIN_LEFT == 0)) || [[ $HP_PLAIN_REPLY == "hello from container B"* ]]; then
+  die "no hostport leak without masq-janitor: this portmap already cleans up on DEL without portMappings?"
+fi
+if ((HP_JANITOR_LEFT > 0)) || [[ $HP_JANITOR_REPLY != "hello from container B"* ]]; then
+  if [[ $HOSTPORT_JANITOR == required ]]; then
+    die "with masq-janitor host port 8080 still does not reach the new container"
+  fi
+  echo "  (hostPort with masq-janitor: not cleaned; reported only, HOSTPORT_JANITOR=$HOSTPORT_JANITOR)"
 fi
 echo "  demo OK: the leak, then its absence"

@@ -38,6 +38,8 @@ export interface Selection {
    * it again, empty, in the same transaction.
    */
   readonly recreateChains?: boolean;
+  /** portmap's hostport state is doomed with the container (default); false (`"hostports": false`) leaves it alone. */
+  readonly hostports?: boolean;
 }
 
 export const NOTHING: Selection = { interfaceGone: () => false, containerGone: () => false };

@@ -1,7 +1,9 @@
-import { chainNames, type Attachment } from '../identity.js';
+import { chainNames, dnatChainName, snatChainName, type Attachment } from '../identity.js';
+import { entryOf } from '../backends/iptables/hostport.js';
 import { jumpOwner, type IptablesPlan } from '../backends/iptables/plan.js';
 import type { Snapshot } from '../backends/iptables/parse.js';
 import type { NftPlan } from '../backends/nft/plan.js';
+import type { NftHostportPlan } from '../backends/nft/hostport.js';
 
 /** One line of a sweep report: one attachment's state in one place. */
 export interface OrphanRow {
@@ -31,19 +33,38 @@ export function describeIptables(where: string, snapshot: Snapshot, plan: Iptabl
     list.push(j.source ?? '');
     jumpsOf.set(keyOf(o), list);
   }
+  // portmap's entry rules, per owner (their chains are in plan.chains like the masquerade ones).
+  const entriesOf = new Map<string, number>();
+  for (const e of plan.entries) {
+    const o = entryOf(e, plan.owners)?.owner;
+    if (o) entriesOf.set(keyOf(o), (entriesOf.get(keyOf(o)) ?? 0) + 1);
+  }
   return plan.owners.map((owner) => {
-    const chains = chainNames(owner).filter((c) => flushed.has(c));
+    const chains = [...chainNames(owner), dnatChainName(owner), snatChainName(owner)].filter((c) => flushed.has(c));
     const sources = jumpsOf.get(keyOf(owner)) ?? [];
     return {
       network: owner.network,
       containerId: owner.containerId,
       where,
       object: chains.join(',') || '(jump only)',
-      rules: chains.reduce((n, c) => n + (rulesIn.get(c) ?? 0), 0) + sources.length,
+      rules: chains.reduce((n, c) => n + (rulesIn.get(c) ?? 0), 0) + sources.length + (entriesOf.get(keyOf(owner)) ?? 0),
       ips: sources.filter((s) => s !== ''),
       why,
     };
   });
+}
+
+/** portmap's nft rules name only the container ID: the network is unknown ('?'). */
+export function describeNftHostport(plan: NftHostportPlan, why: string): OrphanRow[] {
+  return plan.rules.map((r) => ({
+    network: '?',
+    containerId: r.comment ?? '?',
+    where: `nft ${r.family} cni_hostport`,
+    object: `${r.chain} handle ${r.handle}`,
+    rules: 1,
+    ips: r.containerIp === undefined ? [] : [r.containerIp],
+    why,
+  }));
 }
 
 export function describeNft(plan: NftPlan, why: string): OrphanRow[] {

@@ -16,17 +16,24 @@ import { sweepSelection } from '../records/selections.js';
 import { MASQ_CHAIN_PATTERN, parseIptablesComment } from '../identity.js';
 import { jumpOwner } from '../backends/iptables/plan.js';
 import { renderMetrics, writeMetricsFile, type SweepCounts, type SweepSummary } from './metrics.js';
-import { describeIptables, describeNft, renderTable, type OrphanRow } from './orphans.js';
+import { describeIptables, describeNft, describeNftHostport, renderTable, type OrphanRow } from './orphans.js';
 import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 
+import { hostPortsOf } from '../backends/iptables/hostport.js';
+import { findPortConflicts, iptablesHolders, nftHolders, renderPortConflicts, type PortConflict } from '../hostport/conflicts.js';
+import { nftHostPortsOf, type NftHostportPlan, type NftHostportRule } from '../backends/nft/hostport.js';
+import { nftHostportBackend } from '../backends/nft/hostport-run.js';
+import type { Attachment } from '../identity.js';
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--settle SECONDS] [--config FILE]
 
 Finds masquerade state that bridge/ptp leaked on this host (iptables and
 ip6tables nat tables, legacy and nft variants, and the nftables backend's
-table inet cni_plugins_masquerade) whose attachment is recorded neither in
-libcni's result cache (<state-dir>/results) nor in host-local's
-reservations (<state-dir>/networks). Dry run by default.
+table inet cni_plugins_masquerade), and the hostport (DNAT) state portmap
+leaked, whose attachment is recorded neither in libcni's result cache
+(<state-dir>/results) nor in host-local's reservations (<state-dir>/networks).
+Also reports host ports that more than one container's DNAT state serves
+(a stale mapping shadowing a live one). Dry run by default.
 
   --apply           remove the orphans (one transaction per table, chunked)
   --json            machine-readable output on stdout
@@ -43,7 +50,7 @@ reservations (<state-dir>/networks). Dry run by default.
   -h, --help        this text
 
 Exit status: 0 nothing orphaned (or all removed with --apply), 1 orphans
-found (dry run) or removal incomplete, 2 usage error, not root, or a state
+or a host port conflict found (dry run) or removal incomplete, 2 usage error, not root, or a state
 dir holding neither results/ nor networks/.
 `;
 
@@ -63,7 +70,7 @@ interface Table<S, P> {
   readonly holders: (snapshot: S) => ReadonlySet<string>;
 }
 
-type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan>;
+type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan> | Table<readonly NftHostportRule[], NftHostportPlan>;
 
 export async function sweep(argv: string[]): Promise<number> {
   let values;
@@ -114,27 +121,34 @@ export async function sweep(argv: string[]): Promise<number> {
   const started = Date.now();
   const path = effectivePath(process.env);
   const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
-  const { rows, totals, looked, errors, removed } = report;
+  const { rows, totals, looked, errors, removed, conflicts } = report;
   const metricsFile = values['metrics-file'];
   if (metricsFile !== undefined) {
     const summary: SweepSummary = { finishedAtMs: Date.now(), durationMs: Date.now() - started, applied: values.apply, errors: errors.length, counts: report.counts };
     const w = await writeMetricsFile(metricsFile, renderMetrics(summary));
     if (!w.ok) err(`masq-janitor sweep: metrics not written: ${w.error.message}\n`);
   }
+  const stalePorts = (): void => {
+    if (conflicts.length === 0) return;
+    out(`\n${conflicts.length} host port${conflicts.length === 1 ? '' : 's'} served by more than one container's DNAT state (the first rule wins: stale mappings shadow live ones):\n`);
+    out(renderPortConflicts(conflicts));
+  };
   if (!values.apply) {
-    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
+    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors, portConflicts: conflicts }, null, 2) + '\n');
     else {
       if (rows.length > 0) out(renderTable(rows));
+      stalePorts();
       out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${looked.recorded.cache} cached results and ${looked.recorded.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
       for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
     }
-    return rows.length > 0 || errors.length > 0 ? 1 : 0;
+    return rows.length > 0 || errors.length > 0 || conflicts.length > 0 ? 1 : 0;
   }
   const seconds = (Date.now() - started) / 1000;
   const applied = { ...removed, seconds };
-  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors }, null, 2) + '\n');
+  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors, portConflicts: conflicts }, null, 2) + '\n');
   else {
     if (rows.length > 0) out(renderTable(rows));
+    stalePorts();
     out(`removed ${removed.chains} chains, ${removed.jumps} jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${seconds.toFixed(2)} s)${errors.length ? `; ${errors.length} errors` : ''}.\n`);
     for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
   }
@@ -166,6 +180,8 @@ export interface SweepReport {
   readonly removed: { readonly chains: number; readonly jumps: number; readonly nftRules: number; readonly transactions: number };
   /** Per backend and network, for --metrics-file: orphans found and removed, attachments kept. */
   readonly counts: readonly SweepCounts[];
+  /** Host ports more than one container's DNAT state serves, as the tables were read (before any removal). */
+  readonly conflicts: readonly PortConflict[];
 }
 
 /**
@@ -181,18 +197,30 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   // record yet. Reading records later lets such an ADD finish and be seen.
   const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
   const nft = nftBackend(run, network === undefined ? [] : [network]);
-  const [nftRead, ...iptRead] = await Promise.all([nft.read(FIRST), ...iptables.map((t) => t.backend.read(FIRST))]);
+  // portmap's nft rules name only a container ID: an ID is orphaned when no network in the records keeps it,
+  // so they are swept only host-wide (with --network they are reported in conflicts, never removed).
+  let recordedNetworks: readonly string[] = [];
+  const hostportNft = (['ip', 'ip6'] as const).map((family) => nftHostportBackend(run, family, { kind: 'ids', networks: () => (network === undefined ? recordedNetworks : []) }));
+  const [nftRead, hpReads, iptRead] = await Promise.all([nft.read(FIRST), Promise.all(hostportNft.map((b) => b.read(FIRST))), Promise.all(iptables.map((t) => t.backend.read(FIRST)))]);
   const note = (r: { ok: false; error: JanitorError } | { ok: true }): void => {
     if (!r.ok && r.error.kind !== 'missing-tool') errors.push(r.error.message);
   };
+  const hostportTables: { where: string; family: 4 | 6; snapshot: Snapshot }[] = [];
   const tables: AnyTable[] = iptables.map((t, i) => {
     const r = iptRead[i] as Awaited<ReturnType<typeof t.backend.read>>;
     note(r);
     const where = `${binary(t.xt, '')} v${t.xt.family}`;
-    return { backend: t.backend, kind: `iptables-${t.xt.backend === 'unknown' ? t.xt.variant : t.xt.backend}`, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why), holders: iptablesHolders };
+    if (r.ok && r.value !== undefined) hostportTables.push({ where, family: t.xt.family, snapshot: r.value });
+    return { backend: t.backend, kind: `iptables-${t.xt.backend === 'unknown' ? t.xt.variant : t.xt.backend}`, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why), holders: attachmentsIn };
   });
   note(nftRead);
   tables.push({ backend: nft, kind: 'nft', snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why), holders: (rules: readonly NftRule[]) => new Set(rules.flatMap((r) => (r.owner ? [`${r.owner.network}/${r.owner.containerId}`] : []))) });
+  const hostportNftRules: NftHostportRule[] = [];
+  for (const [i, r] of hpReads.entries()) {
+    note(r);
+    if (r.ok && r.value !== undefined) hostportNftRules.push(...r.value);
+    tables.push({ backend: hostportNft[i] as Backend<readonly NftHostportRule[], NftHostportPlan>, kind: 'nft-hostport', snapshot: r.ok ? r.value : undefined, describe: (_s: readonly NftHostportRule[], p: NftHostportPlan, why: string) => describeNftHostport(p, why), holders: () => new Set<string>() });
+  }
   const present = tables.filter((t) => t.snapshot !== undefined);
 
   if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
@@ -203,6 +231,7 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     return { records, selection: sweepSelection(records, inScope) };
   };
   const first = readSelection();
+  recordedNetworks = [...first.records.networks];
   for (const p of first.records.problems) progress(`unreadable state kept as recorded: ${p}`);
 
   const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
@@ -222,15 +251,22 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   }
   const totals = {
     attachments: new Set(rows.map((r) => `${r.network}/${r.containerId}`)).size,
-    chains: rows.filter((r) => r.where !== 'nft inet').reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
+    chains: rows.filter((r) => !r.where.startsWith('nft ')).reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
     rules: rows.reduce((n, r) => n + r.rules, 0),
-    nftRules: rows.filter((r) => r.where === 'nft inet').length,
+    nftRules: rows.filter((r) => r.where.startsWith('nft ')).length,
   };
   const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
   const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
   const done = new Set<AnyTable>();
   const counts = (): SweepCounts[] => present.flatMap((t) => countsOf(t, perTable.get(t) ?? [], done.has(t)));
-  if (!o.apply) return { rows, totals, looked, errors, removed, counts: counts() };
+  // "Recorded" is what sweep keeps: the same selection that plans the removal.
+  const recorded = (a: Attachment): boolean => !first.selection.containerGone(a);
+  const nftRecorded = (id: string): boolean => !(network === undefined && recordedNetworks.length > 0 && recordedNetworks.every((n) => first.selection.containerGone({ network: n, containerId: id })));
+  const conflicts = findPortConflicts([
+    ...hostportTables.flatMap((t) => iptablesHolders(hostPortsOf(t.snapshot), t.where, t.family, recorded)),
+    ...nftHolders(nftHostPortsOf(hostportNftRules), nftRecorded),
+  ]);
+  if (!o.apply) return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
 
   for (const t of present) {
     // A retry reads this table and then the records again (per table: records read for another table's
@@ -238,7 +274,11 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     const rounds = new Map<number, Selection>([[1, first.selection]]);
     const evidence = async (a: Attempt): Promise<Selection> => {
       let sel = rounds.get(a.n);
-      if (!sel) rounds.set(a.n, (sel = readSelection().selection));
+      if (!sel) {
+        const again = readSelection();
+        recordedNetworks = [...new Set([...recordedNetworks, ...again.records.networks])];
+        rounds.set(a.n, (sel = again.selection));
+      }
       return sel;
     };
     const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, knownPlan: firstPlans.get(t), progress });
@@ -252,11 +292,11 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     removed.transactions += r.value.removed.transactions;
     done.add(t);
   }
-  return { rows, totals, looked, errors, removed, counts: counts() };
+  return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
 }
 
 /** Attachments whose state an iptables snapshot holds: by their jumps, and by the comments in their chains. */
-function iptablesHolders(s: Snapshot): ReadonlySet<string> {
+function attachmentsIn(s: Snapshot): ReadonlySet<string> {
   const out = new Set<string>();
   for (const r of s.rules) {
     const owner = jumpOwner(r) ?? (MASQ_CHAIN_PATTERN.test(r.chain) && r.comment !== undefined ? parseIptablesComment(r.comment) : undefined);

@@ -14,6 +14,7 @@ const JanitorKeys = z.strictObject({
   strict: z.optional(z.boolean()),
   lockWait: z.optional(z.int().check(z.minimum(1), z.maximum(300))),
   gc: z.optional(z.boolean()),
+  hostports: z.optional(z.boolean()),
   stateDir: z.optional(z.string().check(z.minLength(1), z.maxLength(4096), z.refine((p) => p.startsWith('/'), 'must be an absolute path'))),
 });
 type JanitorSettings = z.infer<typeof JanitorKeys>;
@@ -29,6 +30,8 @@ export interface Settings {
   /** Seconds to wait for the xtables lock. */
   readonly lockWait: number;
   readonly gc: boolean;
+  /** Also remove portmap's hostport state (its CNI-DN- chains, cni_hostport rules); docs/hostports.md. */
+  readonly hostports: boolean;
   /** libcni's state dir: DEL and GC read its result cache (results/) for the container's other interfaces. */
   readonly stateDir: string;
 }
@@ -47,7 +50,7 @@ export interface NetConf {
   readonly settings: Settings;
 }
 
-export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true, stateDir: '/var/lib/cni' };
+export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true, hostports: true, stateDir: '/var/lib/cni' };
 
 /** Keys the runtime or other plugins legitimately put in a plugin object. */
 const KNOWN_FOREIGN = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'ipMasq', 'ipam', 'dns']);
@@ -191,6 +194,7 @@ function withDefaults(s: JanitorSettings): Settings {
     strict: s.strict ?? DEFAULT_SETTINGS.strict,
     lockWait: s.lockWait ?? DEFAULT_SETTINGS.lockWait,
     gc: s.gc ?? DEFAULT_SETTINGS.gc,
+    hostports: s.hostports ?? DEFAULT_SETTINGS.hostports,
     stateDir: s.stateDir ?? DEFAULT_SETTINGS.stateDir,
   };
 }

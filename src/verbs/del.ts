@@ -1,8 +1,9 @@
 import { converge, type Attempt, type Outcome } from '../backends/backend.js';
 import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
-import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
+import { hasHostportEntries, iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
+import { nftHostportBackend } from '../backends/nft/hostport-run.js';
 import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
@@ -56,25 +57,39 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   // from alive to gone); the cache is read again after every table read.
   let lastOthers: RecordedInterface[] = [];
   const othersNow = (): RecordedInterface[] => (lastOthers = cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
-  const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> =>
-    delSelection(me, {
+  const hostports = conf.settings.hostports;
+  const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> => ({
+    ...delSelection(me, {
       prevIps: ips?.filter((i) => i.family === family).map((i) => `${i.ip}/${i.prefix}`),
       others: othersNow(),
       // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
       bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
-    });
+    }),
+    hostports,
+  });
 
   const tables = [4, 6].flatMap((f) => delVariants(f as 4 | 6, ctx.path));
   const wait = conf.settings.lockWait;
+  // portmap's nft tables: this container's rules, restricted to this interface's IPs when prevResult named them.
+  const hostportIps = ips?.map((i) => i.ip);
+  const nftHostports = hostports
+    ? (['ip', 'ip6'] as const).map((family) =>
+        converge(nftHostportBackend(run, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true }),
+      )
+    : [];
   const [nft, ...results] = await Promise.all([
     converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
+    ...nftHostports,
     ...tables.map(async (xt: Xtables) => {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
       const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
       // One process instead of two in the case this product exists for: a leak with prevResult in hand.
-      const round0 = prevIps.length === 0 ? undefined : await evidence({ n: 0 });
+      // portmap's state cannot be assumed (the runtime passes no mappings): with hostports on, one listing of
+      // CNI-HOSTPORT-DNAT first, and any entry rule of ours sends DEL down the read path, which plans both.
+      const speculate = prevIps.length > 0 && (!hostports || !(await hasHostportEntries(run, xt, me, wait)));
+      const round0 = speculate ? await evidence({ n: 0 }) : undefined;
       const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
-      return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
+      return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me, hostports }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
     }),
   ]);
 

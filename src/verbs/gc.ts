@@ -23,7 +23,7 @@ export async function gc(ctx: VerbContext): Promise<Reply> {
   }
   // libcni's cache only refines which of a valid container's iptables jumps belong to an invalid interface.
   // Read after each read of each table (the attempt's), never shared with another table's.
-  const evidence = async (_a: Attempt) => gcSelection(conf.name, valid, readRecords(conf.settings.stateDir, { reservations: false }));
+  const evidence = async (_a: Attempt) => ({ ...gcSelection(conf.name, valid, readRecords(conf.settings.stateDir, { reservations: false })), hostports: conf.settings.hostports });
   const backends = hostBackends(run, ctx.path, conf.settings.lockWait, [conf.name]);
   const outcomes = [];
   const errors: JanitorError[] = [];

@@ -73,7 +73,8 @@ describe('plugin protocol', () => {
 
   it('DEL with an empty netns and prevResult removes jump, rules and chain in ONE process per family', async () => {
     const run = table();
-    const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
+    // The masquerade fast path alone; what hostports (the default) adds is pinned in the next test.
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ hostports: false }) }, { run, ...quiet });
     expect(out).toEqual({ exitCode: 0, stdout: '' });
     // v4: the planned batch alone. v6 (no IP in prevResult): a listing and an existence check, and no transaction that would create anything.
     expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables-restore', 'nft']);
@@ -84,9 +85,18 @@ describe('plugin protocol', () => {
     expect(v4?.input).toBe(`*nat\n-D ${jump.slice(3)}\n-D ${chain} -d 10.4.0.0/24 -m comment --comment ${q} -j ACCEPT\n-D ${chain} ! -d 224.0.0.0/4 -m comment --comment ${q} -j MASQUERADE\n-X ${chain}\nCOMMIT\n`);
   });
 
+  it('with hostports on (the default), the fast path costs one listing of CNI-HOSTPORT-DNAT per family and one nft listing per cni_hostport table', async () => {
+    const run = table();
+    const out = await runPlugin({ env: env('DEL'), stdin: conf() }, { run, ...quiet });
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+    const extra = run.calls.filter((c) => c.args.includes('CNI-HOSTPORT-DNAT') || c.args.includes('cni_hostport')).map((c) => `${c.file} ${c.args.slice(-3).join(' ')}`).sort();
+    expect(extra).toEqual(['ip6tables nat -S CNI-HOSTPORT-DNAT', 'iptables nat -S CNI-HOSTPORT-DNAT', 'nft table ip cni_hostport', 'nft table ip6 cni_hostport'].sort());
+    expect(run.calls.filter((c) => c.file === 'iptables-restore')).toHaveLength(1);
+  });
+
   it('DEL without prevResult reads POSTROUTING and its own chain (never the whole table), then removes in one transaction', async () => {
     const run = table();
-    const out = await runPlugin({ env: env('DEL'), stdin: conf({ prevResult: undefined }) }, { run, ...quiet });
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ prevResult: undefined, hostports: false }) }, { run, ...quiet });
     expect(out).toEqual({ exitCode: 0, stdout: '' });
     expect(run.calls.map((c) => c.file).sort()).toEqual(['ip6tables', 'ip6tables', 'iptables', 'iptables', 'iptables-restore', 'nft']);
     expect(run.calls.find((c) => c.file === 'iptables-restore')?.input).toBe(expectedBatch);

@@ -265,6 +265,8 @@ function callProblems(calls: readonly Call[], c: CaseDesc, exp: Expect, d: Deriv
       if (d.verb !== 'DEL') p.push(`GC ran ${call.file} ${a.join(' ')}`);
       else if (eq(['-w', W, '-t', 'nat', '-S', 'POSTROUTING'])) continue;
       else if (a.length === 6 && eq(['-w', W, '-t', 'nat', '-S', a[5] as string]) && world.allowedChains.has(a[5] as string)) continue;
+      // portmap's shared entry chains: read-only listings (hostports, issue 11).
+      else if (eq(['-w', W, '-t', 'nat', '-S', 'CNI-HOSTPORT-DNAT']) || eq(['-w', W, '-t', 'nat', '-S', 'CNI-HOSTPORT-SNAT'])) continue;
       else if (a[0] === '-w' && a[1] === W && a[2] === '-t' && a[3] === 'nat' && a[4] === '-D') {
         const argv = ['-A', ...a.slice(5)];
         if (![...world.allowedLines[stemOf]].some((l) => isDeepStrictEqual(tokens(l), argv))) p.push(`single -D of a rule not the case's own: ${a.join(' ')}`);
@@ -281,6 +283,7 @@ function callProblems(calls: readonly Call[], c: CaseDesc, exp: Expect, d: Deriv
       p.push(...restoreProblems(call.input ?? '', world.allowedChains, world.allowedLines[stemOf], own).map((x) => `${call.file}: ${x}`));
     } else if (call.file === 'nft') {
       if (eq(['-j', 'list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks'])) continue;
+      if (eq(['-j', 'list', 'table', 'ip', 'cni_hostport']) || eq(['-j', 'list', 'table', 'ip6', 'cni_hostport'])) continue;
       // The batch is the janitor's own file, already unlinked, read through its descriptor (backends/nft/run.ts): never a path from input.
       if (a.length !== 2 || a[0] !== '-f' || !/^\/proc\/\d+\/fd\/\d+$/.test(a[1] ?? '')) p.push(`unknown argv: nft ${JSON.stringify(a)}`);
       stats.nftInputs++;

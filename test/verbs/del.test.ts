@@ -32,6 +32,14 @@ describe('DEL: what goes', () => {
     expect(w.host.table(V4).chains.has(s.chain)).toBe(false);
     expect(w.host.table(V4).rules).toEqual([]);
     expect(w.host.calls.filter((c) => c.file === 'iptables-restore')).toHaveLength(1);
+    // With hostports on (the default), one listing of portmap's entry chain decides the fast path.
+    expect(w.host.calls.filter((c) => c.file === 'iptables' || c.file === 'iptables-save').map((c) => c.args.slice(-2).join(' '))).toEqual(['-S CNI-HOSTPORT-DNAT']);
+  });
+
+  it('with "hostports": false, the fast path reads nothing at all', async () => {
+    addBridge(w.host, V4, A, '10.9.0.2', '10.9.0.0/24');
+    ok(await callPlugin(w, 'DEL', A, { conf: { ...prev(['10.9.0.2']), hostports: false } }));
+    expect(w.host.table(V4).rules).toEqual([]);
     expect(w.host.calls.filter((c) => c.file === 'iptables' || c.file === 'iptables-save')).toHaveLength(0);
   });
 

@@ -198,6 +198,15 @@ function mentionsOf(args: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * A rule's words after `-A <chain>`, unquoted as iptables-restore reads
+ * them. Not kept on every rule (a sweep holds 300,000): computed for the few
+ * that need their options read (portmap's DNAT rules, for the port report).
+ */
+export function argsOf(rule: Pick<Rule, 'line'>): readonly string[] {
+  return tokenize(rule.line)?.slice(2) ?? [];
+}
+
 /** Does this rule send packets into `chain` (by a top-level -j or -g)? */
 export function enters(rule: Rule, chain: string): boolean {
   return rule.jump === chain || rule.goto === chain;

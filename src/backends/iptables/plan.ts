@@ -2,6 +2,7 @@ import { chainName, chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptabl
 import { networkOf, parseCidr } from '../../address.js';
 import type { ChainMode, Selection } from '../selection.js';
 import { parseRuleLine, type Rule, type Snapshot } from './parse.js';
+import { planHostports } from './hostport.js';
 
 /**
  * The iptables planner: everything DEL, GC and sweep delete from one nat
@@ -32,23 +33,30 @@ export interface IptablesPlan {
    * expects, so `-X` fails ("not empty") if the chain holds anything else.
    */
   readonly inside?: readonly Rule[];
+  /**
+   * portmap's entry rules (in CNI-HOSTPORT-DNAT / -SNAT) to delete by exact
+   * saved line; their CNI-DN-/CNI-SN- chains are in `chains`, so one
+   * transaction per table removes both kinds of state.
+   */
+  readonly entries: readonly Rule[];
   /** Attachments the plan touches, for reports. */
   readonly owners: readonly Attachment[];
 }
 
-export const EMPTY_PLAN: IptablesPlan = { jumps: [], chains: [], recreate: [], owners: [] };
+export const EMPTY_PLAN: IptablesPlan = { jumps: [], chains: [], recreate: [], entries: [], owners: [] };
 
 export function isEmptyPlan(p: IptablesPlan): boolean {
-  return p.jumps.length === 0 && p.chains.length === 0;
+  return p.jumps.length === 0 && p.chains.length === 0 && p.entries.length === 0;
 }
 
 /** What an earlier attempt doomed: a retry may doom only a subset of it. */
 export interface Doomed {
   readonly jumps: ReadonlySet<string>;
   readonly chains: ReadonlySet<string>;
+  readonly entries: ReadonlySet<string>;
 }
 
-export const doomedBy = (p: IptablesPlan): Doomed => ({ jumps: new Set(p.jumps.map((j) => j.line)), chains: new Set(p.chains) });
+export const doomedBy = (p: IptablesPlan): Doomed => ({ jumps: new Set(p.jumps.map((j) => j.line)), chains: new Set(p.chains), entries: new Set(p.entries.map((e) => e.line)) });
 
 const key = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
 
@@ -151,7 +159,15 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
     chains.push(c);
     for (const a of claimants) owners.set(key(a), a);
   }
-  return { jumps: [...doomedJumps], chains, recreate: mode.recreate ? chains : [], owners: [...owners.values()] };
+  const masq = { jumps: [...doomedJumps], chains, recreate: mode.recreate ? chains : [], entries: [] as Rule[], owners: [...owners.values()] };
+  if (selection.hostports === false) return masq;
+  // portmap's state is per container and network, like the masquerade chain; the owners the masquerade
+  // state proved also prove a DN chain whose entry rules are gone. portmap's DEL tolerates its chain being
+  // gone (it creates, flushes and deletes it), so hostport chains are never re-created.
+  const hp = planHostports(snapshot, (a) => selection.containerGone(a), masq.owners, within);
+  if (hp.entries.length === 0 && hp.chains.length === 0) return masq;
+  for (const a of hp.owners) owners.set(key(a), a);
+  return { ...masq, chains: [...chains, ...hp.chains], entries: [...hp.entries], owners: [...owners.values()] };
 }
 
 /**

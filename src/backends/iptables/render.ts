@@ -1,5 +1,9 @@
 import { MASQ_CHAIN_PATTERN } from '../../identity.js';
+import { HOSTPORT_CHAIN_PATTERN } from './hostport.js';
 import type { IptablesPlan } from './plan.js';
+
+/** Every chain name a plan may empty and delete: bridge's masquerade chains and portmap's per-container chains. */
+export const CHAIN_PATTERNS: readonly RegExp[] = [MASQ_CHAIN_PATTERN, HOSTPORT_CHAIN_PATTERN];
 import { parseRuleLine } from './parse.js';
 
 /**
@@ -17,7 +21,7 @@ import { parseRuleLine } from './parse.js';
  * a chain name outside the patterns or a rule line that does not read back
  * as a certain rule throws instead of reaching iptables-restore.
  */
-export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp[] = [MASQ_CHAIN_PATTERN]): string {
+export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp[] = CHAIN_PATTERNS): string {
   // Chain names go on lines of their own; the patterns exclude anything else.
   const safeChain = (c: string): string => {
     if (!chainPatterns.some((p) => p.test(c))) throw new Error(`refusing to render chain ${JSON.stringify(c)}`);
@@ -27,6 +31,8 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
   // A plan that names the rules inside its chains deletes those, and -X then fails on anything left.
   if (plan.inside === undefined) for (const c of plan.chains) lines.push(`:${safeChain(c)} - [0:0]`);
   for (const j of plan.jumps) lines.push(`-D ${safeRuleBody(j.line)}`);
+  // portmap's entry rules live in its shared chains; a -D by exact line takes only them, never the chain.
+  for (const e of plan.entries) lines.push(`-D ${safeRuleBody(e.line)}`);
   for (const r of plan.inside ?? []) lines.push(`-D ${safeRuleBody(r.line)}`);
   for (const c of plan.chains) lines.push(`-X ${safeChain(c)}`);
   lines.push('COMMIT', '');
@@ -34,7 +40,7 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
 }
 
 /** The empty chains bridge's own teardown still needs, created after the plan's transaction succeeded. */
-export function renderRecreate(plan: IptablesPlan, chainPatterns: readonly RegExp[] = [MASQ_CHAIN_PATTERN]): string | undefined {
+export function renderRecreate(plan: IptablesPlan, chainPatterns: readonly RegExp[] = CHAIN_PATTERNS): string | undefined {
   if (plan.recreate.length === 0) return undefined;
   for (const c of plan.recreate) if (!chainPatterns.some((p) => p.test(c))) throw new Error(`refusing to render chain ${JSON.stringify(c)}`);
   return ['*nat', ...plan.recreate.map((c) => `-N ${c}`), 'COMMIT', ''].join('\n');
@@ -59,18 +65,21 @@ function safeRuleBody(line: string): string {
  * chain-name order).
  */
 export function chunkPlan(plan: IptablesPlan, size: number): IptablesPlan[] {
-  if (plan.chains.length + plan.jumps.length <= size) return [plan];
+  if (plan.chains.length + plan.jumps.length + plan.entries.length <= size) return [plan];
   const chunkOf = new Map<string, number>();
   const place = (c: string): void => {
     if (!chunkOf.has(c)) chunkOf.set(c, Math.floor(chunkOf.size / size));
   };
   for (const j of plan.jumps) place(j.jump ?? j.line);
+  // A DN chain travels with its entry rules (the kernel refuses its -X while one still enters it).
+  for (const e of plan.entries) place(e.jump ?? e.line);
   for (const c of plan.chains) place(c);
-  type Part = { jumps: IptablesPlan['jumps'][number][]; chains: string[]; recreate: string[] };
-  const parts: Part[] = Array.from({ length: Math.max(1, Math.ceil(chunkOf.size / size)) }, () => ({ jumps: [], chains: [], recreate: [] }));
+  type Part = { jumps: IptablesPlan['jumps'][number][]; entries: IptablesPlan['entries'][number][]; chains: string[]; recreate: string[] };
+  const parts: Part[] = Array.from({ length: Math.max(1, Math.ceil(chunkOf.size / size)) }, () => ({ jumps: [], entries: [], chains: [], recreate: [] }));
   const at = (c: string): Part => parts[chunkOf.get(c) ?? 0] as Part;
   for (const j of plan.jumps) at(j.jump ?? j.line).jumps.push(j);
+  for (const e of plan.entries) at(e.jump ?? e.line).entries.push(e);
   for (const c of plan.chains) at(c).chains.push(c);
   for (const c of plan.recreate) at(c).recreate.push(c);
-  return parts.filter((p) => p.jumps.length + p.chains.length > 0).map((p) => ({ ...p, owners: [] }));
+  return parts.filter((p) => p.jumps.length + p.chains.length + p.entries.length > 0).map((p) => ({ ...p, owners: [] }));
 }

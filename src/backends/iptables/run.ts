@@ -1,5 +1,6 @@
 import { fail, janitorError, ok, type JanitorError, type Result } from '../../errors.js';
-import { chainName, type Attachment } from '../../identity.js';
+import { chainName, dnatChainName, snatChainName, type Attachment } from '../../identity.js';
+import { entryOf } from './hostport.js';
 import type { Backend, Progress, Removed } from '../backend.js';
 import { NONE_REMOVED } from '../backend.js';
 import type { Runner } from '../exec.js';
@@ -80,9 +81,28 @@ export async function restore(run: Runner, xt: Xtables, text: string, wait: numb
   return ok(undefined);
 }
 
+/**
+ * Does CNI-HOSTPORT-DNAT hold an entry rule of this attachment? Decides
+ * whether DEL may take its fast path. An error or an unreadable listing
+ * says yes: the read path then finds out properly.
+ */
+export async function hasHostportEntries(run: Runner, xt: Xtables, me: Attachment, wait: number): Promise<boolean> {
+  if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return false;
+  const listed = await listChain(run, xt, 'CNI-HOSTPORT-DNAT', wait);
+  if (!listed.ok) return true;
+  if (listed.value === undefined) return false;
+  return listed.value.rules.some((r) => {
+    const e = entryOf(r);
+    return !r.certain || (e?.owner !== undefined && e.owner.network === me.network && e.owner.containerId === me.containerId);
+  });
+}
+
 export type Scope =
-  /** DEL: read POSTROUTING and the attachment's own chain, never the whole table. */
-  | { readonly kind: 'attachment'; readonly attachment: Attachment }
+  /**
+   * DEL: read POSTROUTING and the attachment's own chain, never the whole
+   * table; with `hostports` also portmap's entry chains and its own CNI-DN-/-SN- chains.
+   */
+  | { readonly kind: 'attachment'; readonly attachment: Attachment; readonly hostports?: boolean }
   /** GC, sweep: the whole table. */
   | { readonly kind: 'host' };
 
@@ -91,7 +111,7 @@ export function chunkSize(xt: Xtables): number {
   return xt.variant === 'legacy' || xt.backend === 'legacy' ? 100_000 : 1_000;
 }
 
-const removedBy = (p: IptablesPlan): Removed => ({ jumps: p.jumps.length, chains: p.chains.length, rules: 0, transactions: 1 });
+const removedBy = (p: IptablesPlan): Removed => ({ jumps: p.jumps.length + p.entries.length, chains: p.chains.length, rules: 0, transactions: 1 });
 
 export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: number): Backend<Snapshot, IptablesPlan> {
   return {
@@ -111,6 +131,21 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
       };
       const names = new Set([chainName(me), ...post.value.rules.filter(mine).map((r) => r.jump as string)]);
       const parts = [post.value];
+      if (scope.hostports !== false) {
+        // portmap's entry chains (absent when no port was ever published here), then our chains by name and
+        // whatever our entry rules enter: the planner proves ownership from the entry rules' comments.
+        for (const shared of ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SNAT']) {
+          const entries = await listChain(run, xt, shared, wait);
+          if (!entries.ok) return entries;
+          if (entries.value === undefined) continue;
+          parts.push(entries.value);
+          for (const r of entries.value.rules) {
+            const e = entryOf(r);
+            if (e?.owner && e.owner.network === me.network && e.owner.containerId === me.containerId) names.add(e.chain);
+          }
+          names.add(shared === 'CNI-HOSTPORT-DNAT' ? dnatChainName(me) : snatChainName(me));
+        }
+      }
       for (const name of names) {
         const chain = await listChain(run, xt, name, wait);
         if (!chain.ok) return chain;
@@ -123,7 +158,7 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
     isEmpty: isEmptyPlan,
     async apply(plan, progress: Progress) {
       const parts = chunkPlan(plan, chunkSize(xt));
-      if (parts.length > 1 || plan.chains.length >= 1000) progress(`${whereOf(xt)}: removing ${plan.chains.length} chains and ${plan.jumps.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
+      if (parts.length > 1 || plan.chains.length >= 1000) progress(`${whereOf(xt)}: removing ${plan.chains.length} chains and ${plan.jumps.length + plan.entries.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
       let removed = NONE_REMOVED;
       const started = Date.now();
       for (const [i, part] of parts.entries()) {

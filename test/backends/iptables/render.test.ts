@@ -10,7 +10,7 @@ const rule = (line: string): Rule => parseRuleLine(line) as Rule;
 const A: Attachment = { network: 'bridge', containerId: 'c1' };
 
 function plan(parts: Partial<IptablesPlan>): IptablesPlan {
-  return { jumps: [], chains: [], recreate: [], owners: [], ...parts };
+  return { jumps: [], chains: [], recreate: [], entries: [], owners: [], ...parts };
 }
 
 describe('renderRestore', () => {

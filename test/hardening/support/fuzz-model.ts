@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -509,6 +510,11 @@ const JUNK = [
   '-A POSTROUTING -m comment --comment "name: \\"x\\" id: \\"y\\"" -j CNI-zzzzzzzzzzzzzzzzzzzzzzzz',
 ];
 
+/** portmap's chain name, computed here independently of src/: CNI-DN-/CNI-SN- + 21 hex of sha512(network + id). */
+function dnChainOf(network: string, containerId: string, kind: 'DN' | 'SN'): string {
+  return `CNI-${kind}-` + createHash('sha512').update(network + containerId).digest('hex').slice(0, 21);
+}
+
 /** Build the fake world's outputs from the case. `id` is undefined when env/config gave no usable identity. */
 export function buildWorld(w: WorldDesc, id: Identity | undefined, gcNetwork: string | undefined, valid: readonly { containerID: string; ifname: string }[]): WorldText {
   const listing = { iptables: '-P POSTROUTING ACCEPT\n', ip6tables: '-P POSTROUTING ACCEPT\n' };
@@ -531,6 +537,9 @@ export function buildWorld(w: WorldDesc, id: Identity | undefined, gcNetwork: st
       const [c24, c25] = chainsOf(id.network, id.containerId);
       allowedChains.add(c24);
       allowedChains.add(c25);
+      // portmap's per-container chains share the hash: DEL may list them by name and remove them (issue 11).
+      allowedChains.add(dnChainOf(id.network, id.containerId, 'DN'));
+      allowedChains.add(dnChainOf(id.network, id.containerId, 'SN'));
       const n = stem === 'iptables' ? w.ourJumps4 : w.ourJumps6;
       for (let i = 0; i < n; i++) {
         const j = `-A POSTROUTING -s ${ipOf(stem, i)}/${hostLen(stem)} -m comment ${savedComment(id.network, id.containerId)} -j ${c24}`;

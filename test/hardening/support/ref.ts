@@ -82,6 +82,7 @@ export function tokens(line: string): string[] | undefined {
 /**
  * The whole restore grammar the planners may emit:
  *   *nat / :CNI-<24|25 hex> - [0:0] / -D <chain> <saved rule> / -X CNI-<hex> / COMMIT
+ * (and portmap's CNI-DN-/CNI-SN-<21 hex> chains where the case allows them)
  * Returns the problems found, given which chains and which saved lines (`-A ...`) the case allows.
  */
 export function restoreProblems(input: string, allowedChains: ReadonlySet<string>, allowedLines: ReadonlySet<string>, ownComment?: string): string[] {
@@ -94,9 +95,9 @@ export function restoreProblems(input: string, allowedChains: ReadonlySet<string
   if (lines.filter((l) => l === 'COMMIT').length !== 1 || lines.filter((l) => l.startsWith('*')).length !== 1) problems.push('not exactly one *nat ... COMMIT transaction');
   for (const l of lines.slice(1, -1)) {
     let m: RegExpExecArray | null;
-    if ((m = /^:(CNI-[0-9a-f]{24,25}) - \[0:0\]$/.exec(l))) {
+    if ((m = /^:(CNI-[0-9a-f]{24,25}|CNI-(?:DN|SN)-[0-9a-f]{21}) - \[0:0\]$/.exec(l))) {
       if (!allowedChains.has(m[1] as string)) problems.push(`declares a chain that is not the case's own: ${l}`);
-    } else if ((m = /^-[XN] (CNI-[0-9a-f]{24,25})$/.exec(l))) {
+    } else if ((m = /^-[XN] (CNI-[0-9a-f]{24,25}|CNI-(?:DN|SN)-[0-9a-f]{21})$/.exec(l))) {
       if (!allowedChains.has(m[1] as string)) problems.push(`deletes or creates a chain that is not the case's own: ${l}`);
     } else if (l.startsWith('-D ')) {
       // A listed rule by its exact text, or (DEL's fast path, planned from prevResult without reading) a rule
