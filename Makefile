@@ -50,10 +50,11 @@ SEA_FILES := build/sea/loader.cjs build/sea/warm.cjs
 standalone: $(STANDALONE)
 $(STANDALONE): dist/masq-janitor $(SEA_FILES)
 	@mkdir -p $(@D)
-	node build/sea/warm.cjs dist/masq-janitor $(@D)/bundle.cache
+	node build/sea/warm.cjs dist/masq-janitor $(@D)/bundle.cache $(@D)/top-level.cache
 	printf '%s\n' '{"main": "build/sea/loader.cjs", "output": "$(@D)/sea-prep.blob",' \
 	  ' "disableExperimentalSEAWarning": true, "useCodeCache": true,' \
-	  ' "assets": {"bundle.cjs": "dist/masq-janitor", "bundle.cache": "$(@D)/bundle.cache"}}' > $(@D)/sea-config.json
+	  ' "assets": {"bundle.cjs": "dist/masq-janitor", "bundle.cache": "$(@D)/bundle.cache",' \
+	  ' "top-level.cache": "$(@D)/top-level.cache"}}' > $(@D)/sea-config.json
 	node --experimental-sea-config $(@D)/sea-config.json
 	cp "$$(command -v node)" $@.tmp
 	@# LIEF warns about note sections it cannot name ("Can't find string offset"); show the log only on failure.

@@ -7,9 +7,11 @@ const { getAsset } = require('node:sea');
 const { Script } = require('node:vm');
 
 const source = getAsset('bundle.cjs', 'utf8');
+// V8 deserialises a whole cache before running: VERSION, which runs next to nothing, takes the small cache of
+// the top level alone (what useCodeCache would have made), everything else the one with the DEL path in it.
 let cachedData;
 try {
-  cachedData = Buffer.from(getAsset('bundle.cache'));
+  cachedData = Buffer.from(getAsset(process.env.CNI_COMMAND === 'VERSION' ? 'top-level.cache' : 'bundle.cache'));
 } catch {
   cachedData = undefined;
 }

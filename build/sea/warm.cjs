@@ -1,7 +1,8 @@
 'use strict';
-// Build step of `make standalone`: `node build/sea/warm.cjs BUNDLE CACHE_OUT`.
+// Build step of `make standalone`: `node build/sea/warm.cjs BUNDLE CACHE_OUT TOP_LEVEL_CACHE_OUT`.
 // Runs the bundle's DEL with nothing to clean, the common DEL, once, and writes V8's code cache of
-// everything compiled by then (build/sea/loader.cjs feeds it back at run time). The DEL runs against
+// everything compiled by then (build/sea/loader.cjs feeds it back at run time), and the cache of the top
+// level alone, taken before anything ran (for VERSION). The DEL runs against
 // fake iptables/nft tools that answer like an empty netns: the build never touches a real table.
 const { spawnSync } = require('node:child_process');
 const { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
@@ -9,13 +10,14 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 const { Script } = require('node:vm');
 
-const [bundle, cacheOut] = process.argv.slice(2);
+const [bundle, cacheOut, topLevelOut] = process.argv.slice(2);
 
 if (process.env.MJ_WARM_CHILD) {
   // The child: compile exactly as loader.cjs does, run, and dump the cache when the bundle exits.
   const source = readFileSync(bundle, 'utf8');
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source.replace(/^#!.*\n/, '')}\n})`;
   const script = new Script(wrapped, { filename: 'masq-janitor' });
+  writeFileSync(topLevelOut, script.createCachedData());
   const exit = process.exit.bind(process);
   process.exit = (code) => {
     writeFileSync(cacheOut, script.createCachedData());
@@ -39,7 +41,7 @@ if (process.env.MJ_WARM_CHILD) {
       }
     }
     const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '' }], ips: [{ address: '10.4.0.7/24', gateway: '10.4.0.1', interface: 0 }], routes: [{ dst: '0.0.0.0/0' }], dns: {} };
-    const r = spawnSync(process.execPath, [__filename, bundle, cacheOut], {
+    const r = spawnSync(process.execPath, [__filename, bundle, cacheOut, topLevelOut], {
       env: { MJ_WARM_CHILD: '1', PATH: fake, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'warm-up', CNI_IFNAME: 'eth0', CNI_NETNS: '', CNI_PATH: fake },
       input: JSON.stringify({ cniVersion: '1.0.0', name: 'warm-up', type: 'masq-janitor', prevResult }),
       encoding: 'utf8',
