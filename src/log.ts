@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, statfsSync } from 'node:fs';
 import type { LogLevel } from './cni/config.js';
 
 /**
@@ -61,31 +61,71 @@ type Pino = typeof import('pino').pino;
 
 function openDestination(pino: Pino, file: string | undefined, complain: Complain): ReturnType<Pino['destination']> {
   if (file) {
-    const refusal = unsafeLogFile(file);
-    if (refusal) complain(`masq-janitor: not logging to ${file}: ${refusal}; logging to stderr`);
-    else {
-      try {
-        return pino.destination({ dest: file, sync: true, append: true, mkdir: false });
-      } catch (e) {
-        complain(`masq-janitor: cannot write log file ${file}: ${(e as Error).message}; logging to stderr`);
-      }
-    }
+    const opened = openLogFile(file);
+    if (typeof opened === 'number') return pino.destination({ fd: opened, sync: true });
+    complain(`masq-janitor: not logging to ${file}: ${opened}; logging to stderr`);
   }
   return pino.destination({ fd: 2, sync: true });
 }
 
 /**
- * Only a regular file (or one still to be created) is a log file. Anything
- * else could be stdout (`/dev/stdout`, `/proc/self/fd/1`: log lines in the
- * CNI result) or a FIFO nobody reads (open blocks, and so would DEL).
+ * Whoever can write the log's directory can swap the name for anything
+ * between a check and an open, so there is one open, and the checks are
+ * on the descriptor it gave:
+ * - O_NOFOLLOW: no symlink (`/dev/stdout`, `/proc/self/fd/1`, or a link
+ *   making root append to, or create, a file of the attacker's choosing);
+ * - O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of
+ *   blocking DEL forever; node adds O_CLOEXEC to every open itself;
+ * - fstat: only a regular file, never a FIFO, socket or device;
+ * - statfs: procfs and sysfs files (/proc/sys/*) are "regular" too, and
+ *   appending to them changes the kernel, not a log.
+ * Returns the descriptor, or why the file is not used.
  */
-function unsafeLogFile(file: string): string | undefined {
+export function openLogFile(file: string): number | string {
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  let fd: number;
   try {
-    const st = statSync(file);
-    return st.isFile() ? undefined : 'not a regular file';
+    fd = openSync(file, flags, 0o600);
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : (e as Error).message;
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ELOOP' ? 'it is a symbolic link' : code === 'ENXIO' ? 'it is a FIFO without a reader' : (e as Error).message;
   }
+  const refusal = unsafeDescriptor(fd);
+  if (refusal === undefined) return fd;
+  closeSync(fd);
+  return refusal;
+}
+
+/** Pseudo file systems whose "regular files" are kernel knobs (statfs f_type, linux/magic.h). */
+const PSEUDO_FS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'procfs'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x63677270, 'cgroup2'],
+  [0x27e0eb, 'cgroup'],
+  [0x62656570, 'configfs'],
+  [0xcafe4a11, 'bpffs'],
+  [0xde5e81e4, 'efivarfs'],
+  [0x6165676c, 'pstore'],
+  [0xf97cff8c, 'selinuxfs'],
+]);
+
+function unsafeDescriptor(fd: number): string | undefined {
+  // With stdout or stderr closed, open() can hand out 1 or 2: log lines would then share the CNI stdout.
+  if (fd <= 2) return 'it was opened as a standard stream';
+  const st = fstatSync(fd);
+  if (!st.isFile()) return 'not a regular file';
+  // node has no fstatfs; /proc/self/fd/N names exactly the open file, whatever its path now points to.
+  let type: number;
+  try {
+    type = statfsSync(`/proc/self/fd/${fd}`).type;
+  } catch (e) {
+    return `cannot tell its file system: ${(e as Error).message}`;
+  }
+  const pseudo = PSEUDO_FS.get(type);
+  return pseudo === undefined ? undefined : `not a file on a disk (${pseudo})`;
 }
 
 /** A logger that drops everything: for verbs that have nothing to say. */

@@ -32,14 +32,38 @@ function readStdin(): string {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * DEL and GC are teardowns (docs/teardown-policy.md): whatever goes wrong
+ * in the janitor itself is said on stderr and the exit is 0, so libcni goes
+ * on to bridge, which releases the IP. Only a config that validly says
+ * `"strict": true` turns that into a CNI error. Kept free of imports: this
+ * must work even when the rest of the bundle does not load.
+ */
+const TEARDOWN = process.env.CNI_COMMAND === 'DEL' || process.env.CNI_COMMAND === 'GC';
+let stdinSeen: string | undefined;
+
+function strictRequested(stdin: string | undefined): boolean {
+  try {
+    const doc: unknown = stdin === undefined ? undefined : JSON.parse(stdin);
+    return typeof doc === 'object' && doc !== null && (doc as { strict?: unknown }).strict === true;
+  } catch {
+    return false;
+  }
+}
+
 async function plugin(): Promise<number> {
   let stdin: string;
   try {
     stdin = readStdin();
   } catch (e) {
+    if (TEARDOWN) {
+      writeAll(2, `masq-janitor ${process.env.CNI_COMMAND}: error reading stdin: ${(e as Error).message}; nothing cleaned up, exit 0 so the teardown goes on\n`);
+      return 0;
+    }
     writeAll(1, JSON.stringify({ cniVersion: '1.1.0', code: 5, msg: 'error reading stdin', details: (e as Error).message }) + '\n');
     return 1;
   }
+  stdinSeen = stdin;
   // VERSION is asked on every network setup and needs none of the plugin: answer before loading it.
   if (process.env.CNI_COMMAND === 'VERSION') {
     writeAll(1, versionReply(stdin));
@@ -66,6 +90,13 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
+    if (TEARDOWN && !strictRequested(stdinSeen)) {
+      try {
+        writeAll(2, `masq-janitor ${process.env.CNI_COMMAND}: internal error: ${String((e as Error)?.stack ?? e)}; exit 0 so the teardown goes on\n`);
+      } finally {
+        process.exit(0);
+      }
+    }
     try {
       if (process.env.CNI_COMMAND !== undefined) {
         writeAll(1, JSON.stringify({ cniVersion: '1.1.0', code: 999, msg: 'internal error', details: String((e as Error)?.message ?? e) }) + '\n');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, copyFile, lstat, open, readFile, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, open, readFile, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fail, ok, type Result } from '../cni/errors.js';
 
@@ -56,13 +56,24 @@ export interface Owner {
   readonly gid: number;
 }
 
-/**
- * Write `data` to `path` through a temp file and a rename, with the given
- * mode and owner. `guard` runs just before the rename; a string from it
- * cancels the write (the temp file is removed, `path` is untouched).
- */
-export async function writeAtomic(path: string, data: Buffer, owner: Owner, guard?: () => Promise<string | undefined>): Promise<Result<void, FsError>> {
+export interface WriteOptions {
+  /** Runs just before the rename; a string from it cancels the write (the temp file is removed, `path` is untouched). */
+  readonly guard?: () => Promise<string | undefined>;
+  /**
+   * Checks the file the rename replaced (kept under a hard link made just
+   * before it, so an in-place rewrite shows too). A string from it puts
+   * that file back and fails the write with kind `changed`.
+   */
+  readonly verifyReplaced?: (replaced: string) => Promise<string | undefined>;
+  /** Tests only: runs after `guard`, where a concurrent writer would race the rename. */
+  readonly beforeRename?: () => Promise<void>;
+}
+
+/** Write `data` to `path` through a temp file and a rename, with the given mode and owner. */
+export async function writeAtomic(path: string, data: Buffer, owner: Owner, opts: WriteOptions | (() => Promise<string | undefined>) = {}): Promise<Result<void, FsError>> {
+  const { guard, verifyReplaced, beforeRename } = typeof opts === 'function' ? { guard: opts, verifyReplaced: undefined, beforeRename: undefined } : opts;
   const tmp = tempPath(path);
+  let held: string | undefined;
   let fh: FileHandle | undefined;
   try {
     // 0600 until the final mode is set: never readable by more than the end result.
@@ -80,11 +91,32 @@ export async function writeAtomic(path: string, data: Buffer, owner: Owner, guar
       await unlink(tmp).catch(() => undefined);
       return fail({ kind: 'changed', message: why });
     }
+    await beforeRename?.();
+    if (verifyReplaced) {
+      held = tempPath(path);
+      await link(path, held).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        held = undefined;
+      });
+    }
     await rename(tmp, path);
+    if (verifyReplaced) {
+      const bad = held === undefined ? 'the file disappeared while it was being edited' : await verifyReplaced(held);
+      if (bad !== undefined) {
+        // Theirs goes back over ours: a runtime's write always wins, and the next run retries.
+        if (held !== undefined) await rename(held, path);
+        else await unlink(path);
+        held = undefined;
+        await syncDir(dirname(path));
+        return fail({ kind: 'changed', message: bad });
+      }
+    }
   } catch (e) {
     await fh?.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     return fail(ioError(e));
+  } finally {
+    if (held !== undefined) await unlink(held).catch(() => undefined);
   }
   await syncDir(dirname(path));
   return ok(undefined);
@@ -117,15 +149,16 @@ export async function readSnapshot(shown: string): Promise<Result<Snapshot, FsEr
  * original held). Refuses when the file no longer holds what was read, so a
  * runtime rewriting it at the same moment wins and the next run retries.
  */
-export async function replaceWithBackup(snap: Snapshot, text: string): Promise<Result<{ readonly backup: string }, FsError>> {
-  const unchanged = async (): Promise<string | undefined> => {
-    const now = await readFile(snap.path).catch(() => undefined);
-    return now !== undefined && now.equals(snap.data) ? undefined : 'the file changed while it was being edited; nothing written, run again';
+export async function replaceWithBackup(snap: Snapshot, text: string, hooks: Pick<WriteOptions, 'beforeRename'> = {}): Promise<Result<{ readonly backup: string }, FsError>> {
+  const CHANGED = 'the file changed while editing, left alone: a runtime rewrote it; nothing lost, run again';
+  const sameAsRead = async (file: string): Promise<string | undefined> => {
+    const now = await readFile(file).catch(() => undefined);
+    return now !== undefined && now.equals(snap.data) ? undefined : CHANGED;
   };
   const backup = snap.path + BACKUP_SUFFIX;
-  const saved = await writeAtomic(backup, snap.data, snap.owner, unchanged);
+  const saved = await writeAtomic(backup, snap.data, snap.owner, { guard: () => sameAsRead(snap.path) });
   if (!saved.ok) return saved;
-  const written = await writeAtomic(snap.path, Buffer.from(text), snap.owner, unchanged);
+  const written = await writeAtomic(snap.path, Buffer.from(text), snap.owner, { guard: () => sameAsRead(snap.path), verifyReplaced: sameAsRead, ...hooks });
   if (!written.ok) return written;
   return ok({ backup });
 }

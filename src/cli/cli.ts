@@ -5,6 +5,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   sweep: async () => (await import('./sweep.js')).sweep,
   install: async () => (await import('./install.js')).install,
   uninstall: async () => (await import('./install.js')).uninstall,
+  check: async () => (await import('./check.js')).check,
 };
 
 const USAGE = `usage: masq-janitor <command> [options]
@@ -14,6 +15,7 @@ Operator commands:
   install      copy masq-janitor into the CNI bin dir and append it to the
                network lists whose bridge/ptp has ipMasq: true
   uninstall    remove what install added
+  check        report what would break a container's teardown (exit 0/1, --json)
   sweep        find (and with --apply remove) masquerade state leaked before the janitor was installed
   --help       this text
   --version    print the version

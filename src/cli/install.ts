@@ -1,12 +1,15 @@
 import { open, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, replaceWithBackup, type BinaryAction } from './atomic-file.js';
+import { DEFAULT_STATE_DIR, scanCache } from './cni-cache.js';
 import { configFiles } from './conf-dir.js';
+import { describeProblem, janitorEntries } from './entries.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
-import { runningExecutable } from './self-exe.js';
+import { lockConfDir } from './runtime-locks.js';
+import { installSource } from './self-exe.js';
 
 /**
  * `masq-janitor install` and `uninstall`: the operator's way to put the
@@ -27,15 +30,23 @@ ptp plugin with "ipMasq": true, or of each FILE named. Running it again
 changes nothing. Each edited file is replaced atomically, keeps its mode and
 owner, and its previous content is kept as <file>${BACKUP_SUFFIX}.
 A .conf file holds one plugin and cannot chain: install prints the .conflist
-that would replace it and changes nothing.
+that would replace it and changes nothing. A masq-janitor entry already
+present is validated as the plugin would; an invalid one is an error.
+Edits run under the locks nerdctl and podman write conflists under, and a
+file a runtime rewrote meanwhile is put back and reported, never lost.
 
 options:
   --conf-dir DIR   the CNI conf dir (default ${DEFAULT_CONF_DIR}): its *.conf, *.conflist
                    and *.json, and the *.conflist of its subdirectories (nerdctl's
                    per-namespace networks). Not together with FILEs.
   --bin-dir DIR    the CNI plugin dir (default ${DEFAULT_BIN_DIR})
-  --from FILE      the masq-janitor file to copy (default: the running one: the
-                   single executable, or the script node was started with)
+  --from FILE      the masq-janitor file to copy (default: the standalone single
+                   executable: the running one, or dist/standalone/masq-janitor
+                   beside the running bundle)
+  --script         allow installing a Node script (the bundle, dist/masq-janitor).
+                   It runs with whatever node the runtime's PATH finds, so it is
+                   installed only if it answers CNI VERSION in the environments
+                   runtimes give plugins (systemd's default PATH; no PATH at all)
   --skip-binary    leave the bin dir alone; only edit configs
   --dry-run        print what would change; change nothing
   -h, --help       this text
@@ -54,8 +65,12 @@ replacement and <file>${BACKUP_SUFFIX} backup as install.
 options:
   --conf-dir DIR    the CNI conf dir (default ${DEFAULT_CONF_DIR}); not together with FILEs
   --bin-dir DIR     the CNI plugin dir (default ${DEFAULT_BIN_DIR})
-  --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config names it
-                    (needs the conf dir scan, so not together with FILEs)
+  --remove-binary   also delete <bin-dir>/masq-janitor, once no scanned config and no
+                    libcni cache entry (<state-dir>/results/*) names it: runtimes tear
+                    containers down with the config cached at their start, and a DEL
+                    that cannot find the plugin never reaches bridge (the IP leaks).
+                    Needs the conf dir scan, so not together with FILEs
+  --state-dir DIR   libcni's cache dir (default ${DEFAULT_STATE_DIR})
   --dry-run         print what would change; change nothing
   -h, --help        this text
 `;
@@ -67,8 +82,8 @@ const COMMON = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, 'skip-binary': { type: 'boolean' } } as const;
-const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' } } as const;
+const INSTALL_OPTIONS = { ...COMMON, from: { type: 'string' }, script: { type: 'boolean' }, 'skip-binary': { type: 'boolean' } } as const;
+const UNINSTALL_OPTIONS = { ...COMMON, 'remove-binary': { type: 'boolean' }, 'state-dir': { type: 'string' } } as const;
 
 type Parsed<T> = { ok: true; values: T; files: string[] } | { ok: false; code: number };
 
@@ -116,6 +131,30 @@ async function targets(confDir: string, files: readonly string[], io: Io): Promi
   return found.value.map((path) => ({ path, named: false }));
 }
 
+/**
+ * Run `fn` holding the locks runtimes write conflists under (runtime-locks.ts),
+ * in the conf dir or in the directory of each FILE named. Reads happen
+ * inside too: a decision made on content read before the lock is stale.
+ */
+async function underRuntimeLocks<T>(confDir: string, files: readonly string[], io: Io, fn: () => Promise<T>): Promise<T | undefined> {
+  const dirs = files.length > 0 ? [...new Set(files.map((f) => dirname(resolve(f))))].sort() : [confDir];
+  const held: { release(): Promise<void> }[] = [];
+  try {
+    for (const d of dirs) {
+      const l = await lockConfDir(d);
+      if (!l.ok) {
+        io.err(`masq-janitor: ${l.error}\n`);
+        return undefined;
+      }
+      if (l.value.note !== undefined) io.err(`note: ${l.value.note}\n`);
+      held.push(l.value);
+    }
+    return await fn();
+  } finally {
+    for (const l of held.reverse()) await l.release();
+  }
+}
+
 /** A named file with another extension (runtimes would not load it) is read as a network list. */
 const kindOf = (path: string): FileKind => kindOfFile(basename(path)) ?? 'list';
 
@@ -136,7 +175,7 @@ function binaryLine(action: BinaryAction, src: string, dryRun: boolean): string 
   }
 }
 
-/** A bundle starting with `#!/usr/bin/env node` runs with whatever node the *runtime's* PATH finds. */
+/** The interpreter of a `#!` file, or undefined for a binary. */
 async function interpreterOf(file: string): Promise<string | undefined> {
   const fh = await open(file, 'r').catch(() => undefined);
   if (!fh) return undefined;
@@ -150,10 +189,22 @@ async function interpreterOf(file: string): Promise<string | undefined> {
   }
 }
 
-async function copyBinary(from: string | undefined, binDir: string, dryRun: boolean, io: Io): Promise<boolean> {
-  const src = from !== undefined ? { ok: true as const, value: resolve(from) } : runningExecutable();
+/** `#!/usr/bin/env node`, `#!/usr/local/bin/nodejs`, `#!/usr/bin/env node20`... */
+const NODE_INTERPRETER = /(^|[\s/])node[\w.-]*(\s|$)/;
+
+async function copyBinary(from: string | undefined, script: boolean, binDir: string, dryRun: boolean, io: Io): Promise<boolean> {
+  const src = from !== undefined ? { ok: true as const, value: resolve(from) } : installSource(script);
   if (!src.ok) {
     io.err(`masq-janitor install: ${src.error}\n`);
+    return false;
+  }
+  const interp = await interpreterOf(src.value);
+  if (interp !== undefined && NODE_INTERPRETER.test(interp) && !script) {
+    io.err(
+      `masq-janitor install: ${src.value} is a Node script ("#!${interp}"): it runs with whatever node the container runtime's PATH finds, ` +
+        'which is not your shell\'s; install the standalone executable (`make standalone`: dist/standalone/masq-janitor), ' +
+        'or pass --script to install the script anyway once it answers CNI VERSION under the runtime environment\n',
+    );
     return false;
   }
   const r = await installBinary(src.value, binDir, { dryRun, verify: probeVersion });
@@ -161,13 +212,15 @@ async function copyBinary(from: string | undefined, binDir: string, dryRun: bool
     io.err(`${join(binDir, BINARY_NAME)}: error: ${r.error.message}\n`);
     return false;
   }
-  io.out(`${r.value.path}: ${binaryLine(r.value.action, src.value, dryRun)}\n`);
-  if (r.value.action === 'installed' || r.value.action === 'updated') {
-    const interp = await interpreterOf(src.value);
-    if (interp !== undefined && /\bnode(js)?\b/.test(interp)) {
-      io.err(`note: ${r.value.path} is a script run by "${interp}": the container runtime must find node >= 20.5 on its own PATH\n`);
+  // A copy already in place skipped the verification above: an old script may never have run under the runtime.
+  if (r.value.action !== 'installed' && r.value.action !== 'updated' && !dryRun) {
+    const bad = await probeVersion(r.value.path);
+    if (bad !== undefined) {
+      io.err(`${r.value.path}: error: the installed file ${bad}; replace it with the standalone executable\n`);
+      return false;
     }
   }
+  io.out(`${r.value.path}: ${binaryLine(r.value.action, src.value, dryRun)}\n`);
   if (!(await exists(join(binDir, 'bridge'))) && !(await exists(join(binDir, 'ptp')))) {
     io.err(`note: ${binDir} has no bridge or ptp plugin: is it the directory your runtime runs plugins from?\n`);
   }
@@ -187,9 +240,16 @@ async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> 
   }
   const p = plan.value;
   switch (p.action) {
-    case 'present':
+    case 'present': {
+      // The same validation the plugin runs: a typo there fails every ADD of this network.
+      const problems = janitorEntries(snap.value.data.toString('utf8'))?.problems ?? [];
+      if (problems.length > 0) {
+        for (const pr of problems) io.err(`${t.path}: error: ${describeProblem(pr)}; every container start on this network fails until it is fixed; file left untouched\n`);
+        return false;
+      }
       io.out(`${t.path}: already present${p.warning ? ` (warning: ${p.warning})` : ''}\n`);
       return true;
+    }
     case 'skip':
       io.out(`${t.path}: skipped: ${p.reason}\n`);
       return true;
@@ -229,15 +289,18 @@ export async function install(argv: string[], io: Io = stdio): Promise<number> {
   // The binary first: a config naming a plugin the runtime cannot find fails every container start.
   if (v['skip-binary']) {
     if (!(await exists(join(binDir, BINARY_NAME)))) io.err(`note: no ${BINARY_NAME} in ${binDir}: the runtime must find it in another plugin dir\n`);
-  } else if (!(await copyBinary(v.from, binDir, dryRun, io))) {
+  } else if (!(await copyBinary(v.from, v.script ?? false, binDir, dryRun, io))) {
     io.err('masq-janitor install: no config changed\n');
     return 1;
   }
-  const list = await targets(confDir, args.files, io);
-  if (!list) return 1;
-  let good = true;
-  for (const t of list) good = (await installOne(t, dryRun, io)) && good;
-  return good ? 0 : 1;
+  const code = await underRuntimeLocks(confDir, args.files, io, async () => {
+    const list = await targets(confDir, args.files, io);
+    if (!list) return 1;
+    let good = true;
+    for (const t of list) good = (await installOne(t, dryRun, io)) && good;
+    return good ? 0 : 1;
+  });
+  return code ?? 1;
 }
 
 interface UninstallOutcome {
@@ -293,15 +356,20 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
   const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
   const dryRun = v['dry-run'] ?? false;
-  const list = await targets(confDir, args.files, io);
-  if (!list) return 1;
-  let good = true;
-  const still: string[] = [];
-  for (const t of list) {
-    const r = await uninstallOne(t, dryRun, io);
-    good = r.ok && good;
-    if (r.referenced) still.push(t.path);
-  }
+  const edited = await underRuntimeLocks(confDir, args.files, io, async () => {
+    const list = await targets(confDir, args.files, io);
+    if (!list) return undefined;
+    let good = true;
+    const still: string[] = [];
+    for (const t of list) {
+      const r = await uninstallOne(t, dryRun, io);
+      good = r.ok && good;
+      if (r.referenced) still.push(t.path);
+    }
+    return { good, still };
+  });
+  if (!edited) return 1;
+  const { good, still } = edited;
   if (!v['remove-binary']) return good ? 0 : 1;
   // Configs first, binary last, and only when nothing names it any more.
   const dest = join(binDir, BINARY_NAME);
@@ -312,6 +380,20 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   if (still.length > 0) {
     io.out(`${dest}: kept: still named by ${still.join(', ')}\n`);
     return 0;
+  }
+  const cache = await scanCache(resolve(v['state-dir'] ?? DEFAULT_STATE_DIR));
+  if (cache.error !== undefined || cache.naming.length > 0 || cache.unreadable.length > 0) {
+    const lines = [
+      ...cache.naming.map((p) => `  ${p}: its container was started with masq-janitor in its network list`),
+      ...cache.unreadable.map((u) => `  ${u.path}: cannot be read (${u.why}), so it may name masq-janitor`),
+      ...(cache.error !== undefined ? [`  the cache dir cannot be listed (${cache.error}), so any entry may name masq-janitor`] : []),
+    ];
+    io.err(
+      `${dest}: kept: runtimes tear these containers down with the config cached when they started, and their DEL would fail without the binary (bridge would never release their IPs):\n` +
+        `${lines.join('\n')}\n` +
+        'remove or restart those containers (or delete the entries that are not libcni cache files), then run uninstall --remove-binary again\n',
+    );
+    return 1;
   }
   const r = await removeBinary(binDir, dryRun);
   if (!r.ok) {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { basename, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fail, ok, type Result } from '../cni/errors.js';
 import { BINARY_NAME } from './atomic-file.js';
 
@@ -20,6 +21,25 @@ export function runningExecutable(): Result<string, string> {
     return fail(`cannot tell which file is masq-janitor (running ${JSON.stringify(script ?? process.execPath)}); pass --from FILE`);
   }
   return ok(resolve(script));
+}
+
+/**
+ * What install copies by default: a file that needs nothing from the host.
+ * - Running as the single executable: itself.
+ * - Running as the bundle: the single executable `make standalone` puts
+ *   beside it (dist/standalone/masq-janitor), never the bundle itself
+ *   unless `script` is asked for: the bundle is `#!/usr/bin/env node`, and
+ *   node is found on the operator's PATH, not necessarily on the runtime's.
+ */
+export function installSource(script: boolean): Result<string, string> {
+  const running = runningExecutable();
+  if (!running.ok || script || isSingleExecutable()) return running;
+  const standalone = join(dirname(running.value), 'standalone', BINARY_NAME);
+  if (existsSync(standalone)) return ok(standalone);
+  return fail(
+    `no standalone executable at ${standalone} (build it with \`make standalone\`, or pass --from FILE); ` +
+      `to install the Node script ${running.value} itself, pass --script (it then has to answer CNI VERSION in the environment runtimes give plugins)`,
+  );
 }
 
 /**

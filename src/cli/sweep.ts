@@ -1,16 +1,20 @@
 import { parseArgs } from 'node:util';
-import { applySelection, readHostState } from '../apply/selection.js';
-import { effectivePath, execaRunner } from '../backends/exec.js';
-import { allVariants } from '../backends/variants.js';
-import { binary } from '../backends/xtables.js';
-import type { Attachment } from '../identity.js';
-import { planSelection } from '../plan/iptables-plan.js';
-import { planNftSelection } from '../plan/nft-plan.js';
-import type { NftOwner } from '../plan/nft-rules.js';
-import { describeIptables, describeNft, renderTable, type OrphanRow } from '../plan/orphans.js';
-import { looksLikeStateDir, readRecorded } from '../state/recorded.js';
-import { stdio } from './output.js';
+import { converge, type Attempt, type Backend } from '../backends/backend.js';
+import { effectivePath, execaRunner, type Runner } from '../backends/exec.js';
+import type { Snapshot } from '../backends/iptables/parse.js';
+import type { IptablesPlan } from '../backends/iptables/plan.js';
+import { binary, iptablesBackend } from '../backends/iptables/run.js';
+import { allVariants } from '../backends/iptables/variants.js';
+import type { NftRule } from '../backends/nft/parse.js';
+import type { NftPlan } from '../backends/nft/plan.js';
+import { nftBackend } from '../backends/nft/run.js';
+import type { Selection } from '../backends/selection.js';
+import type { JanitorError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { looksLikeStateDir, readRecords, type Records } from '../records/recorded.js';
+import { sweepSelection } from '../records/selections.js';
+import { describeIptables, describeNft, renderTable, type OrphanRow } from './orphans.js';
+import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 
 const HELP = `usage: masq-janitor sweep [--apply] [--json] [--state-dir DIR] [--network NAME] [--settle SECONDS] [--config FILE]
@@ -27,18 +31,30 @@ reservations (<state-dir>/networks). Dry run by default.
   --network NAME    only this network
   --settle SECONDS  wait this long between reading the tables and reading the
                     records, so container starts in flight get recorded first
-                    (use it when sweeping a busy host periodically; default 0)
+                    (use it when sweeping a busy host periodically; default 0,
+                    at most ${3600})
   --config FILE     a conflist or plugin config whose masq-janitor entry gives
                     lockWait, and logFile/logLevel for a record of what --apply removed
   -h, --help        this text
 
 Exit status: 0 nothing orphaned (or all removed with --apply), 1 orphans
-found (dry run) or removal incomplete, 2 usage error or a state dir
-holding neither results/ nor networks/.
+found (dry run) or removal incomplete, 2 usage error, not root, or a state
+dir holding neither results/ nor networks/.
 `;
+
+const MAX_SETTLE_SECONDS = 3600;
+const FIRST: Attempt = { n: 1, whole: true, conservative: false };
 
 const out = (s: string): void => stdio.out(s);
 const err = (s: string): void => stdio.err(s);
+
+interface Table<S, P> {
+  readonly backend: Backend<S, P>;
+  readonly snapshot: S | undefined;
+  readonly describe: (snapshot: S, plan: P, why: string) => OrphanRow[];
+}
+
+type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan>;
 
 export async function sweep(argv: string[]): Promise<number> {
   let values;
@@ -65,84 +81,154 @@ export async function sweep(argv: string[]): Promise<number> {
     out(HELP);
     return 0;
   }
+  const settle = Number(values.settle);
+  if (!/^\d+(\.\d+)?$/.test(values.settle) || !Number.isFinite(settle) || settle > MAX_SETTLE_SECONDS) {
+    err(`masq-janitor sweep: --settle takes 0 to ${MAX_SETTLE_SECONDS} seconds, got ${JSON.stringify(values.settle)}\n`);
+    return 2;
+  }
   const settings = loadJanitorSettings(values.config);
   if (!settings.ok) {
     err(`masq-janitor sweep: ${settings.error}\n`);
     return 2;
   }
+  if (process.getuid?.() !== 0) {
+    err('masq-janitor sweep: needs root: reading and changing the nat tables needs CAP_NET_ADMIN (run it with sudo)\n');
+    return 2;
+  }
+  const stateDir = values['state-dir'];
+  if (!looksLikeStateDir(stateDir)) {
+    // With no record of anything, every live container would look orphaned.
+    err(`masq-janitor sweep: ${stateDir} has neither results/ nor networks/; refusing to treat every attachment as orphaned (check --state-dir)\n`);
+    return 2;
+  }
   const started = Date.now();
   const path = effectivePath(process.env);
-  const run = execaRunner(path);
-  const network = values.network;
-  if (!looksLikeStateDir(values['state-dir'])) {
-    // With no record of anything, every live container would look orphaned.
-    err(`masq-janitor sweep: ${values['state-dir']} has neither results/ nor networks/; refusing to treat every attachment as orphaned (check --state-dir)\n`);
-    return 2;
+  const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
+  const { rows, totals, looked, errors, removed } = report;
+  if (!values.apply) {
+    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
+    else {
+      if (rows.length > 0) out(renderTable(rows));
+      out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${looked.recorded.cache} cached results and ${looked.recorded.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
+      for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
+    }
+    return rows.length > 0 || errors.length > 0 ? 1 : 0;
   }
-  const variants = [...allVariants(4, path), ...allVariants(6, path)];
-  const state = await readHostState(run, variants);
-  for (const e of state.errors) err(`masq-janitor sweep: ${e}\n`);
-  // The records are read after the tables, and after --settle: libcni writes its result cache only when
-  // the whole ADD chain is done, so an ADD in flight has rules but (with IPAM other than host-local) no
+  const seconds = (Date.now() - started) / 1000;
+  const applied = { ...removed, seconds };
+  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors }, null, 2) + '\n');
+  else {
+    if (rows.length > 0) out(renderTable(rows));
+    out(`removed ${removed.chains} chains, ${removed.jumps} jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${seconds.toFixed(2)} s)${errors.length ? `; ${errors.length} errors` : ''}.\n`);
+    for (const e of errors) err(`masq-janitor sweep: ${e}\n`);
+  }
+  // The janitor's own log (logFile/logLevel from --config) keeps a record of what an operator removed.
+  const log = createLogger(settings.value, { plugin: 'masq-janitor', command: 'sweep' }, (line) => err(line + '\n'));
+  log.info({ orphans: rows.length, totals, removed: applied, errors }, 'sweep applied');
+  await log.flush();
+  return errors.length > 0 ? 1 : 0;
+}
+
+export interface SweepOptions {
+  readonly run: Runner;
+  readonly path: string;
+  readonly stateDir: string;
+  readonly network: string | undefined;
+  readonly settleMs: number;
+  readonly apply: boolean;
+  readonly wait: number;
+  readonly progress: (line: string) => void;
+  /** Test seam: called between reading the tables and reading the records. */
+  readonly afterTablesRead?: () => void | Promise<void>;
+}
+
+export interface SweepReport {
+  readonly rows: readonly OrphanRow[];
+  readonly totals: { readonly attachments: number; readonly chains: number; readonly rules: number; readonly nftRules: number };
+  readonly looked: { readonly tables: readonly string[]; readonly recorded: Records['counts']; readonly networks: readonly string[] };
+  readonly errors: readonly string[];
+  readonly removed: { readonly chains: number; readonly jumps: number; readonly nftRules: number; readonly transactions: number };
+}
+
+/**
+ * The shell of sweep: read every table, then (after the settle) the
+ * records; plan each table; with `apply`, converge each table, re-reading
+ * table and records on every retry. The decisions are the planners'.
+ */
+export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
+  const { run, path, network, wait, progress } = o;
+  const errors: string[] = [];
+  // The tables first, then (after the settle) the records: libcni writes its result cache only when the
+  // whole ADD chain is done, so an ADD in flight has rules but (with IPAM other than host-local) no
   // record yet. Reading records later lets such an ADD finish and be seen.
-  const settle = Number(values.settle);
-  if (!Number.isFinite(settle) || settle < 0) {
-    err(`masq-janitor sweep: --settle takes seconds, got ${JSON.stringify(values.settle)}\n`);
-    return 2;
-  }
-  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
-  const recorded = readRecorded(values['state-dir']);
-  for (const d of recorded.doubtful) err(`masq-janitor sweep: unreadable state kept as recorded: ${d}\n`);
-
-  const why = `not in ${values['state-dir']}/results nor ${values['state-dir']}/networks`;
-  const inScope = (net: string): boolean => network === undefined || net === network;
-  const doomed = (a: Attachment): boolean => inScope(a.network) && !recorded.has(a.network, a.containerId);
-  const doomedNft = (o: NftOwner): boolean =>
-    inScope(o.network) && !(o.truncated ? recorded.hasPrefix(o.network, o.containerId) : recorded.has(o.network, o.containerId));
-
-  const rows: OrphanRow[] = [];
-  for (const t of state.tables) {
+  const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
+  const nft = nftBackend(run, network === undefined ? [] : [network]);
+  const [nftRead, ...iptRead] = await Promise.all([nft.read(FIRST), ...iptables.map((t) => t.backend.read(FIRST))]);
+  const note = (r: { ok: false; error: JanitorError } | { ok: true }): void => {
+    if (!r.ok && r.error.kind !== 'missing-tool') errors.push(r.error.message);
+  };
+  const tables: AnyTable[] = iptables.map((t, i) => {
+    const r = iptRead[i] as Awaited<ReturnType<typeof t.backend.read>>;
+    note(r);
     const where = `${binary(t.xt, '')} v${t.xt.family}`;
-    rows.push(...describeIptables(where, t.snapshot, planSelection(t.snapshot, doomed), why));
-  }
-  if (state.nft) rows.push(...describeNft(planNftSelection(state.nft, doomedNft), why));
+    return { backend: t.backend, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why) };
+  });
+  note(nftRead);
+  tables.push({ backend: nft, snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why) });
+  const present = tables.filter((t) => t.snapshot !== undefined);
 
+  if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
+  await o.afterTablesRead?.();
+  const inScope = (net: string): boolean => network === undefined || net === network;
+  const readSelection = (): { records: Records; selection: Selection } => {
+    const records = readRecords(o.stateDir);
+    return { records, selection: sweepSelection(records, inScope) };
+  };
+  const first = readSelection();
+  for (const p of first.records.problems) progress(`unreadable state kept as recorded: ${p}`);
+
+  const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
+  const rows: OrphanRow[] = [];
+  for (const t of present) rows.push(...planRows(t, first.selection, why));
+  if (network !== undefined && !first.records.networks.has(network) && !rows.some((r) => r.network === network)) {
+    progress(`warning: no record and no state names network ${JSON.stringify(network)}; is the name right?`);
+  }
   const totals = {
     attachments: new Set(rows.map((r) => `${r.network}/${r.containerId}`)).size,
     chains: rows.filter((r) => r.where !== 'nft inet').reduce((n, r) => n + (r.object === '(jump only)' ? 0 : r.object.split(',').length), 0),
     rules: rows.reduce((n, r) => n + r.rules, 0),
     nftRules: rows.filter((r) => r.where === 'nft inet').length,
   };
-  const looked = { tables: state.tables.map((t) => `${binary(t.xt, '')} nat`).concat(state.nft ? ['nft inet cni_plugins_masquerade'] : []), recorded: recorded.counts };
+  const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
+  const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
+  if (!o.apply) return { rows, totals, looked, errors, removed };
 
-  if (!values.apply) {
-    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors: state.errors }, null, 2) + '\n');
-    else {
-      if (rows.length > 0) out(renderTable(rows));
-      out(`${totals.attachments} orphaned attachments: ${totals.chains} chains, ${totals.rules} rules (${totals.nftRules} nft) in ${looked.tables.join(', ') || 'no tables'}; ${recorded.counts.cache} cached results and ${recorded.counts.reservations} IPAM reservations kept. Dry run: add --apply to remove.\n`);
+  for (const t of present) {
+    // A retry reads this table and then the records again (per table: records read for another table's
+    // retry predate this table's re-read); its plan stays within the first one.
+    const rounds = new Map<number, Selection>([[1, first.selection]]);
+    const evidence = async (a: Attempt): Promise<Selection> => {
+      let sel = rounds.get(a.n);
+      if (!sel) rounds.set(a.n, (sel = readSelection().selection));
+      return sel;
+    };
+    const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, progress });
+    if (!r.ok) {
+      errors.push(r.error.message);
+      continue;
     }
-    return rows.length > 0 || state.errors.length > 0 ? 1 : 0;
+    removed.chains += r.value.removed.chains;
+    removed.jumps += r.value.removed.jumps;
+    removed.nftRules += r.value.removed.rules;
+    removed.transactions += r.value.removed.transactions;
   }
-
-  const progress = (line: string): void => err(`masq-janitor sweep: ${line}\n`);
-  const result = await applySelection(run, state, doomed, (rules) => planNftSelection(rules, doomedNft), settings.value.lockWait, progress);
-  const removed = {
-    chains: result.tables.reduce((n, t) => n + t.chains, 0),
-    jumps: result.tables.reduce((n, t) => n + t.jumps, 0),
-    nftRules: result.nftRules,
-    transactions: result.tables.reduce((n, t) => n + t.transactions, 0),
-    seconds: (Date.now() - started) / 1000,
-  };
-  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed, errors: result.errors }, null, 2) + '\n');
-  else {
-    if (rows.length > 0) out(renderTable(rows));
-    out(`removed ${removed.chains} chains, ${removed.jumps} POSTROUTING jumps and ${removed.nftRules} nft rules of ${totals.attachments} orphaned attachments in ${removed.transactions} transactions (${removed.seconds.toFixed(2)} s)${result.errors.length ? `; ${result.errors.length} errors` : ''}.\n`);
-  }
-  for (const e of result.errors) err(`masq-janitor sweep: ${e}\n`);
-  // The janitor's own log (logFile/logLevel from --config) keeps a record of what an operator removed.
-  const log = createLogger(settings.value, { plugin: 'masq-janitor', command: 'sweep' }, (line) => err(line + '\n'));
-  log.info({ orphans: rows.length, totals, removed }, 'sweep applied');
-  for (const e of result.errors) log.error({ error: e }, 'sweep error');
-  await log.flush();
-  return result.errors.length > 0 ? 1 : 0;
+  return { rows, totals, looked, errors, removed };
 }
+
+function planRows(t: AnyTable, selection: Selection, why: string): OrphanRow[] {
+  if (t.snapshot === undefined) return [];
+  // Typed per backend: each table's own planner and describer.
+  const typed = t as Table<unknown, unknown>;
+  return typed.describe(t.snapshot, typed.backend.plan(t.snapshot, selection, FIRST, undefined), why);
+}
+

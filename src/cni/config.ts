@@ -14,6 +14,7 @@ const JanitorKeys = z.strictObject({
   strict: z.optional(z.boolean()),
   lockWait: z.optional(z.int().check(z.minimum(1), z.maximum(300))),
   gc: z.optional(z.boolean()),
+  stateDir: z.optional(z.string().check(z.minLength(1), z.maxLength(4096), z.refine((p) => p.startsWith('/'), 'must be an absolute path'))),
 });
 type JanitorSettings = z.infer<typeof JanitorKeys>;
 const JANITOR_KEYS = Object.keys(JanitorKeys.shape);
@@ -28,6 +29,8 @@ export interface Settings {
   /** Seconds to wait for the xtables lock. */
   readonly lockWait: number;
   readonly gc: boolean;
+  /** libcni's state dir: DEL and GC read its result cache (results/) for the container's other interfaces. */
+  readonly stateDir: string;
 }
 
 export interface GcAttachment {
@@ -44,7 +47,7 @@ export interface NetConf {
   readonly settings: Settings;
 }
 
-export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true };
+export const DEFAULT_SETTINGS: Settings = { logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true, stateDir: '/var/lib/cni' };
 
 /** Keys the runtime or other plugins legitimately put in a plugin object. */
 const KNOWN_FOREIGN = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'prevResult', 'runtimeConfig', 'args', 'capabilities', 'ipMasq', 'ipam', 'dns']);
@@ -81,8 +84,9 @@ function editDistanceAtMost(a: string, b: string, max: number): boolean {
   return at(a.length, b.length) <= max;
 }
 
-/** Decode stdin. `version` errors are code 1 so runtimes can negotiate. */
-export function parseConfig(stdin: string): Result<NetConf> {
+type Doc = Record<string, unknown>;
+
+function decode(stdin: string): Result<Doc> {
   let doc: unknown;
   try {
     doc = JSON.parse(stdin);
@@ -92,16 +96,18 @@ export function parseConfig(stdin: string): Result<NetConf> {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     return fail(cniError(Code.DecodeFailure, 'network config must be a JSON object'));
   }
-  const obj = doc as Record<string, unknown>;
-  const version = versionOf(obj);
-  if (!version.ok) return version;
+  return ok(doc as Doc);
+}
+
+/** The network name is half of every attachment's identity: never guessed. */
+function nameOf(obj: Doc): Result<string> {
   const name = obj.name;
-  if (typeof name !== 'string' || name === '') {
-    return fail(cniError(Code.InvalidConfig, 'missing network name'));
-  }
-  if (!CNI_NAME_PATTERN.test(name)) {
-    return fail(cniError(Code.InvalidConfig, 'invalid network name', `must match ${CNI_NAME_PATTERN.source}`));
-  }
+  if (typeof name !== 'string' || name === '') return fail(cniError(Code.InvalidConfig, 'missing network name'));
+  if (!CNI_NAME_PATTERN.test(name)) return fail(cniError(Code.InvalidConfig, 'invalid network name', `must match ${CNI_NAME_PATTERN.source}`));
+  return ok(name);
+}
+
+function settingsOf(obj: Doc): Result<Settings> {
   for (const key of Object.keys(obj)) {
     const meant = misspelling(key);
     if (meant) return fail(cniError(Code.InvalidConfig, `unknown masq-janitor key "${key}"`, `did you mean "${meant}"?`));
@@ -109,18 +115,73 @@ export function parseConfig(stdin: string): Result<NetConf> {
   const own: Record<string, unknown> = {};
   for (const k of JANITOR_KEYS) if (k in obj) own[k] = obj[k];
   const settings = JanitorKeys.safeParse(own);
-  if (!settings.success) {
-    return fail(cniError(Code.InvalidConfig, 'invalid masq-janitor setting', issueText(settings.error)));
-  }
+  if (!settings.success) return fail(cniError(Code.InvalidConfig, 'invalid masq-janitor setting', issueText(settings.error)));
+  return ok(withDefaults(settings.data));
+}
+
+/** Decode stdin. `version` errors are code 1 so runtimes can negotiate. */
+export function parseConfig(stdin: string): Result<NetConf> {
+  const doc = decode(stdin);
+  if (!doc.ok) return doc;
+  const obj = doc.value;
+  const version = versionOf(obj);
+  if (!version.ok) return version;
+  const name = nameOf(obj);
+  if (!name.ok) return name;
+  const settings = settingsOf(obj);
+  if (!settings.ok) return settings;
   const attachments = gcAttachments(obj);
   if (!attachments.ok) return attachments;
-  return ok({
-    cniVersion: version.value,
-    name,
-    prevResult: obj.prevResult,
-    validAttachments: attachments.value,
-    settings: withDefaults(settings.data),
-  });
+  return ok({ cniVersion: version.value, name: name.value, prevResult: obj.prevResult, validAttachments: attachments.value, settings: settings.value });
+}
+
+/**
+ * How DEL and GC read their config (see docs/teardown-policy.md). libcni
+ * stops a DEL chain at the first failing plugin, so bridge would never
+ * release the IP: anything wrong with the janitor's own input is a
+ * `problem` to log, not a refusal.
+ * - janitor keys: all defaults when any is invalid (a half-read config
+ *   is harder to reason about than the documented defaults);
+ * - a cniVersion bridge accepts but we do not: cleanup still runs, without
+ *   prevResult (only a hint, and its shape depends on the version);
+ * - GC attachments unreadable: undefined, which GC reads as "do nothing";
+ * - no usable JSON object or network name: `conf` is undefined and nothing
+ *   is touched, since an identity we cannot trust could match someone
+ *   else's rules.
+ * `strict` is only what the config validly says: a `"strict"` that is
+ * itself invalid (`"yes"`, `"strcit"`) reads as non-strict, the side that
+ * never blocks a teardown.
+ */
+export interface TeardownConfig {
+  readonly conf: NetConf | undefined;
+  readonly strict: boolean;
+  /** In the order found; with `strict` the first one is the CNI error to return. */
+  readonly problems: readonly CniError[];
+}
+
+export function parseTeardownConfig(stdin: string): TeardownConfig {
+  const strict = parseConfig(stdin);
+  if (strict.ok) return { conf: strict.value, strict: strict.value.settings.strict, problems: [] };
+  const doc = decode(stdin);
+  if (!doc.ok) return { conf: undefined, strict: false, problems: [doc.error] };
+  const obj = doc.value;
+  const problems: CniError[] = [];
+  const keep = <T>(r: Result<T>): T | undefined => (r.ok ? r.value : void problems.push(r.error));
+  const version = keep(versionOf(obj));
+  const name = keep(nameOf(obj));
+  const settings = keep(settingsOf(obj));
+  const attachments = keep(gcAttachments(obj));
+  const conf: NetConf | undefined =
+    name === undefined
+      ? undefined
+      : {
+          cniVersion: version ?? '1.1.0',
+          name,
+          prevResult: version === undefined ? undefined : obj.prevResult,
+          validAttachments: attachments,
+          settings: settings ?? DEFAULT_SETTINGS,
+        };
+  return { conf, strict: obj.strict === true, problems };
 }
 
 function withDefaults(s: JanitorSettings): Settings {
@@ -130,6 +191,7 @@ function withDefaults(s: JanitorSettings): Settings {
     strict: s.strict ?? DEFAULT_SETTINGS.strict,
     lockWait: s.lockWait ?? DEFAULT_SETTINGS.lockWait,
     gc: s.gc ?? DEFAULT_SETTINGS.gc,
+    stateDir: s.stateDir ?? DEFAULT_SETTINGS.stateDir,
   };
 }
 

@@ -27,7 +27,8 @@ export function cniError(code: CodeValue, msg: string, details = ''): CniError {
   return { code, msg, details };
 }
 
-export type Result<T, E = CniError> = { ok: true; value: T } | { ok: false; error: E };
+import type { Result as AnyResult } from '../errors.js';
 
-export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value });
-export const fail = <E>(error: E): Result<never, E> => ({ ok: false, error });
+/** The one Result (src/errors.ts), defaulting to the protocol's error here. */
+export type Result<T, E = CniError> = AnyResult<T, E>;
+export { fail, ok } from '../errors.js';

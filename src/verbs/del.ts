@@ -1,18 +1,22 @@
-import { teardownAttachment, type TeardownReport } from '../apply/iptables.js';
-import { removeNftRules, type NftReport } from '../apply/nft.js';
-import { bridgeWillTearDown, inspectNetns } from '../backends/netns.js';
-import { delVariants } from '../backends/variants.js';
-import type { Xtables } from '../backends/xtables.js';
-import { planNftAttachment } from '../plan/nft-plan.js';
+import { converge, type Attempt, type Outcome } from '../backends/backend.js';
+import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
+import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
+import { delVariants } from '../backends/iptables/variants.js';
+import { nftBackend } from '../backends/nft/run.js';
+import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
-import type { Attachment } from '../identity.js';
-import type { ChainPolicy } from '../plan/iptables-plan.js';
+import type { JanitorError } from '../errors.js';
+import { bridgeWillTearDown, inspectNetns, type NetnsState } from '../records/netns.js';
+import { cachedInterfaces, type RecordedInterface } from '../records/recorded.js';
+import { delSelection, type Me } from '../records/selections.js';
 import { NONE, type Reply, type VerbContext } from './context.js';
 
 /**
  * DEL runs before bridge (plugins are deleted in reverse order) and removes
- * this attachment's masquerade state whatever the netns looks like.
+ * this interface's masquerade state whatever the netns looks like. This
+ * file only gathers evidence and runs each table's transaction; what goes
+ * is decided by the planners from records/selections.ts's answer.
  *
  * Policy: libcni stops the whole DEL chain at the first plugin error, and a
  * stopped chain means bridge never releases the IP. So cleanup problems are
@@ -20,49 +24,82 @@ import { NONE, type Reply, type VerbContext } from './context.js';
  */
 export async function del(ctx: VerbContext): Promise<Reply> {
   const { env, conf, run, log } = ctx;
-  const attachment: Attachment = { network: conf.name, containerId: env.containerId };
+  if (env.identityProblem !== undefined) {
+    log.warn({ containerId: env.containerId, network: conf.name, problem: env.identityProblem }, 'identity not usable: nothing to remove');
+    return NONE;
+  }
+  const me: Me = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
 
-  // prevResult is a hint (family order, the fast path), never a need: nerdctl's pre-emptive DEL has none.
-  let families: (4 | 6)[] = [4, 6];
-  let ips: readonly PrevIp[] = [];
+  // prevResult is a hint (the fast path, this interface's addresses), never a need: nerdctl's pre-emptive DEL has none.
+  let ips: readonly PrevIp[] | undefined;
   if (conf.prevResult !== undefined && conf.prevResult !== null) {
     const prev = parsePrevResult(conf.prevResult, conf.cniVersion);
-    if (prev.ok) {
-      ips = prev.value.ips;
-      if (ips.length > 0 && ips.every((i) => i.family === 6)) families = [6, 4];
-    } else {
-      log.warn({ error: prev.error }, 'ignoring invalid prevResult');
-    }
+    if (prev.ok) ips = prev.value.ips.filter((i) => i.ifname === undefined || i.ifname === env.ifname);
+    else log.warn({ error: prev.error }, 'ignoring invalid prevResult');
   }
 
-  const netns = await inspectNetns(run, env.netns, env.ifname);
-  // Bridge up to v1.5 fails its whole DEL if our chain is already gone when it tears down; leave it the empty
-  // chain, in the families bridge will still see. Bridge only ever tears down in the iptables on PATH.
-  const policy = (xt: Xtables): ChainPolicy => (xt.variant === 'default' && bridgeWillTearDown(netns, xt.family) ? 'keep-empty-chain' : 'remove-chain');
+  // Evidence, read once per attempt round (round 0: the fast path's), after that round's first table read.
+  const memo = <T>(read: () => Promise<T>) => {
+    const rounds = new Map<number, Promise<T>>();
+    let latest: Promise<T> | undefined;
+    const at = (n: number): Promise<T> => {
+      let r = rounds.get(n);
+      if (!r) rounds.set(n, (r = read()));
+      latest = r;
+      return r;
+    };
+    return { at, latest: () => latest };
+  };
+  // A name that is not valid UTF-8 cannot be passed to `ip` exactly: then we cannot tell, and "unknown" keeps bridge's chain.
+  const netns = memo(async (): Promise<NetnsState> => (env.ifnameNotText === true && env.netns !== '' ? { kind: 'unknown' } : inspectNetns(run, env.netns, env.ifname)));
+  // The netns check is one process, shared by the tables of a round (this container's netns only ever goes
+  // from alive to gone); the cache is read again after every table read.
+  let lastOthers: RecordedInterface[] = [];
+  const othersNow = (): RecordedInterface[] => (lastOthers = cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
+  const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> =>
+    delSelection(me, {
+      prevIps: ips?.filter((i) => i.family === family).map((i) => `${i.ip}/${i.prefix}`),
+      others: othersNow(),
+      // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
+      bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
+    });
 
-  const tables = families.flatMap((f) => delVariants(f, ctx.path));
-  // The nft backend keys on ifname too, and bridge >= v1.6 tolerates its rules being gone already.
-  const nftPlan = (rules: Parameters<typeof planNftAttachment>[0]) => planNftAttachment(rules, conf.name, env.ifname, env.containerId);
+  const tables = [4, 6].flatMap((f) => delVariants(f as 4 | 6, ctx.path));
+  const wait = conf.settings.lockWait;
   const [nft, ...results] = await Promise.all([
-    removeNftRules(run, nftPlan),
-    ...tables.map((xt) =>
-      teardownAttachment(run, xt, attachment, policy(xt), conf.settings.lockWait, log, xt.variant === 'default' ? ips.filter((i) => i.family === xt.family).map((i) => i.ip) : []),
-    ),
+    converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
+    ...tables.map(async (xt: Xtables) => {
+      const evidence = selectionFor(xt.family, xt.variant === 'default');
+      const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
+      // One process instead of two in the case this product exists for: a leak with prevResult in hand.
+      const round0 = prevIps.length === 0 ? undefined : await evidence({ n: 0 });
+      const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
+      return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
+    }),
   ]);
-  const reports: (TeardownReport | NftReport)[] = [];
-  const errors: { kind: string; message: string }[] = [];
-  for (const r of [nft, ...results]) (r.ok ? reports.push(r.value) : errors.push(r.error));
 
-  const netnsState = netns.kind === 'iface-present' ? `iface-present (IPv${[...netns.families].join(', IPv') || ' none'})` : netns.kind;
-  const fields = { containerId: env.containerId, network: conf.name, ifname: env.ifname, netns: env.netns, netnsState };
+  const reports: Outcome<unknown, unknown>[] = [];
+  const errors: JanitorError[] = [];
+  for (const r of [nft, ...results]) (r.ok ? reports.push(r.value) : errors.push(r.error));
+  const seen = (await netns.latest()) ?? { kind: 'not looked at' };
+  const netnsState = seen.kind === 'iface-present' ? `iface-present (IPv${[...seen.families].join(', IPv') || ' none'})` : seen.kind;
+  const fields = {
+    containerId: env.containerId,
+    network: conf.name,
+    ifname: env.ifname,
+    netns: env.netns,
+    netnsState,
+    otherInterfaces: lastOthers.length,
+    reports: reports.map((r) => ({ table: r.where, ...r.removed, attempts: r.attempts, ...(r.skipped ? { skipped: r.skipped } : {}) })),
+  };
   if (errors.length === 0) {
-    const removed = reports.reduce((n, r) => n + ('rules' in r ? r.rules : r.jumps + r.chainsRemoved), 0);
-    log.info({ ...fields, reports }, removed > 0 ? 'removed masquerade state' : 'nothing to remove');
+    const removed = reports.reduce((n, r) => n + r.removed.jumps + r.removed.chains + r.removed.rules, 0);
+    log.info(fields, removed > 0 ? 'removed masquerade state' : 'nothing to remove');
     return NONE;
   }
   const message = errors.map((e) => e.message).join('; ');
   if (!conf.settings.strict) {
-    log.error({ ...fields, reports, errors: message }, 'masquerade cleanup failed; DEL continues so the runtime can release the IP');
+    log.error({ ...fields, errors: message }, 'masquerade cleanup failed; DEL continues so the runtime can release the IP');
     return NONE;
   }
   const code = errors.some((e) => e.kind === 'lock') ? Code.TryAgainLater : Code.IoFailure;

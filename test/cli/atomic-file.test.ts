@@ -1,5 +1,7 @@
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BACKUP_SUFFIX, installBinary, readSnapshot, removeBinary, replaceWithBackup, writeAtomic } from '../../src/cli/atomic-file.js';
@@ -104,6 +106,28 @@ describe('replaceWithBackup', () => {
     if (!snap.ok) throw new Error(snap.error.message);
     expect((await replaceWithBackup(snap.value, 'new')).ok).toBe(true);
     for (const f of [p, p + BACKUP_SUFFIX]) expect([(await stat(f)).uid, (await stat(f)).gid]).toEqual([1234, 4321]);
+  });
+});
+
+describe('case 6: a runtime rewrite that lands between the check and the rename is never lost', () => {
+  const exec = promisify(execFile);
+  // Real writers, in other processes, the two ways runtimes write conflists.
+  const writers: [string, (p: string) => Promise<unknown>][] = [
+    ['in place (truncate + write: nerdctl os.WriteFile)', (p) => exec('/bin/sh', ['-c', 'printf runtime > "$1"', 'sh', p])],
+    ['temp file + rename (podman AtomicWriteFile)', (p) => exec('/bin/sh', ['-c', 'printf runtime > "$1.rt" && mv -f "$1.rt" "$1"', 'sh', p])],
+  ];
+
+  it.each(writers)('writer %s: the file keeps the runtime content, the edit reports "changed while editing, left alone"', async (_name, write) => {
+    const p = join(dir, '10-net.conflist');
+    await writeFile(p, 'old\n');
+    const snap = await readSnapshot(p);
+    if (!snap.ok) throw new Error(snap.error.message);
+    // The hook fires after the last content check, right before the rename.
+    const r = await replaceWithBackup(snap.value, 'new\n', { beforeRename: async () => void (await write(p)) });
+    expect(r.ok ? 'written' : r.error.kind).toBe('changed');
+    if (!r.ok) expect(r.error.message).toMatch(/changed while editing, left alone/);
+    expect(await readFile(p, 'utf8')).toBe('runtime');
+    expect((await readdir(dir)).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
-import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -90,6 +91,23 @@ describe('install', () => {
     expect(again.out).not.toMatch(/added/);
   });
 
+  it('case 2: fails, naming the file and the key, on a janitor entry already present that the plugin would reject', async () => {
+    const typo = join(conf, '10-typo.conflist');
+    const badValue = join(conf, '20-value.conflist');
+    const good = join(conf, '30-good.conflist');
+    await writeFile(typo, '{"cniVersion":"1.0.0","name":"a","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logfile":"/var/log/mj.log"}]}');
+    await writeFile(badValue, '{"cniVersion":"1.0.0","name":"b","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","lockWait":"5s"}]}');
+    await writeFile(good, '{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logLevel":"info"}]}');
+    const before = await tree(conf);
+    const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin);
+    expect(r.code).toBe(1);
+    expect(r.out).not.toContain(`${typo}: already present`);
+    expect(r.err).toMatch(new RegExp(`${typo}: error: .*"logfile".*logFile`));
+    expect(r.err).toMatch(new RegExp(`${badValue}: error: .*lockWait`));
+    expect(r.out).toContain(`${good}: already present`);
+    expect(await tree(conf)).toEqual(before);
+  });
+
   it('--dry-run says what it would do and changes nothing', async () => {
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
     const before = await tree(dir);
@@ -142,10 +160,67 @@ describe('install', () => {
     const broken = await fakePlugin(join(dir, 'broken'), false);
     const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', broken);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/does not work as a CNI plugin here \(exit 1: broken\); nothing installed/);
+    expect(r.err).toMatch(/does not work as a CNI plugin here \(does not answer CNI VERSION under a systemd service .*: exit 1: broken\); nothing installed/);
     expect(r.err).toContain('no config changed');
     expect(await readdir(bin)).toEqual(['bridge']);
     expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+  });
+
+  describe('case 1: the file in the bin dir needs nothing from the host', () => {
+    /** A Node script whose interpreter only the operator's PATH finds (node from nvm, volta, ...). */
+    async function nvmScript(): Promise<{ script: string; path: string }> {
+      const nvm = join(dir, 'nvm', 'bin');
+      await mkdir(nvm, { recursive: true });
+      await symlink(process.execPath, join(nvm, 'node-nvm'));
+      const script = join(dir, 'script', 'masq-janitor');
+      await mkdir(join(dir, 'script'));
+      await writeFile(script, `#!/usr/bin/env node-nvm\nprocess.stdout.write(JSON.stringify({ cniVersion: '1.1.0', supportedVersions: ['1.0.0', '1.1.0'] }));\n`);
+      await chmod(script, 0o755);
+      return { script, path: `${nvm}:${process.env.PATH ?? ''}` };
+    }
+
+    it('a Node script needs --script, even when it works in the operator shell; nothing changes', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      const { script, path } = await nvmScript();
+      const saved = process.env.PATH;
+      process.env.PATH = path;
+      try {
+        const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script);
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(/is a Node script .*--script/);
+        expect(r.err).toContain('no config changed');
+        expect(await readdir(bin)).toEqual(['bridge']);
+        expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
+    it('--script is refused when VERSION does not answer under the runtime environment (node only on the operator PATH)', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      const { script, path } = await nvmScript();
+      const saved = process.env.PATH;
+      process.env.PATH = path;
+      try {
+        const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script, '--script');
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(/does not work as a CNI plugin .*PATH=\/usr\/local\/sbin:.*node-nvm.*No such file or directory/);
+        expect(r.err).toContain('no config changed');
+        expect(await readdir(bin)).toEqual(['bridge']);
+        expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+      } finally {
+        process.env.PATH = saved;
+      }
+    });
+
+    it('a script already installed is probed too: "already up to date" is no pass for one that cannot run', async () => {
+      const { script } = await nvmScript();
+      await copyFile(script, join(bin, 'masq-janitor'));
+      await chmod(join(bin, 'masq-janitor'), 0o755);
+      const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', script, '--script');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/masq-janitor: error: .*does not answer CNI VERSION/);
+    });
   });
 
   it('without --from refuses to guess when it is not running as masq-janitor', async () => {
@@ -198,13 +273,75 @@ describe('install', () => {
   });
 });
 
+describe('case 6: install and uninstall take the locks runtimes write conflists under', () => {
+  /** Hold a lock from another process until released; resolves once it is held. */
+  async function holdLock(kind: 'flock' | 'fcntl', path: string): Promise<() => Promise<void>> {
+    const script =
+      kind === 'flock'
+        ? 'use Fcntl qw(:flock O_RDONLY); sysopen(my $f, $ARGV[0], O_RDONLY) or die "$!"; flock($f, LOCK_EX) or die "$!"; $| = 1; print "held\\n"; <STDIN>;'
+        : 'use Fcntl; sysopen(my $f, $ARGV[0], O_RDWR) or die "$!"; my $s = pack("s s x4 q q l x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $s) or die "$!"; $| = 1; print "held\\n"; <STDIN>;';
+    const child = spawn('perl', ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      child.stdout.once('data', () => res());
+      child.once('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
+    });
+    return async () => {
+      child.stdin.end();
+      await new Promise((res) => child.once('exit', res));
+    };
+  }
+
+  it.each([
+    ['nerdctl >= 2 (flock on <conf-dir>/.nerdctl.lock)', 'flock', '.nerdctl.lock'],
+    ['nerdctl < 2 (flock on the conf dir itself)', 'flock', ''],
+    ['podman 4 CNI backend (fcntl lock on <conf-dir>/cni.lock)', 'fcntl', 'cni.lock'],
+  ] as const)('waits for %s', async (_name, kind, lockName) => {
+    const file = join(conf, '10-a.conflist');
+    await writeFile(file, BRIDGE_LIST);
+    const lockPath = lockName === '' ? conf : join(conf, lockName);
+    if (lockName !== '') await writeFile(lockPath, '');
+    const release = await holdLock(kind, lockPath);
+    let done = false;
+    const pending = run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary').finally(() => void (done = true));
+    await new Promise((r) => setTimeout(r, 700));
+    const whileHeld = await readFile(file, 'utf8');
+    const finishedWhileHeld = done;
+    await release();
+    const r = await pending;
+    expect(finishedWhileHeld).toBe(false);
+    expect(whileHeld).toBe(BRIDGE_LIST);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`${file}: added`);
+  });
+
+  it('without perl (a distroless host) it notes that it cannot take the locks and still edits, checked after the rename', async () => {
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const r = await run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary');
+      expect(r.code).toBe(0);
+      expect(r.err).toMatch(/note: no perl here to take the runtimes' conf dir locks/);
+      expect(r.out).toContain('10-a.conflist: added');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
+  it('creates no lock file a runtime did not make', async () => {
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--skip-binary')).code).toBe(0);
+    expect((await readdir(conf)).sort()).toEqual(['10-a.conflist', `10-a.conflist${BACKUP_SUFFIX}`]);
+  });
+});
+
 describe('uninstall', () => {
   it('removes exactly what install added, and the binary once nothing names it', async () => {
     for (const f of await readdir(ORIGINALS)) await copyFile(join(ORIGINALS, f), join(conf, f));
     const originals = Object.fromEntries(await Promise.all((await readdir(ORIGINALS)).map(async (f) => [f, JSON.parse(await readFile(join(ORIGINALS, f), 'utf8')) as unknown])));
     expect((await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin)).code).toBe(0);
 
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(r.code).toBe(0);
     expect(r.out).toContain(`${conf}/10-containerd-net.conflist: removed (previous content in 10-containerd-net.conflist${BACKUP_SUFFIX})\n`);
     expect(r.out.endsWith(`${bin}/masq-janitor: removed\n`)).toBe(true);
@@ -213,7 +350,7 @@ describe('uninstall', () => {
     expect(await readFile(join(conf, 'nerdctl-bridge.conflist'), 'utf8')).toBe(await readFile(join(ORIGINALS, 'nerdctl-bridge.conflist'), 'utf8'));
     expect(await readdir(bin)).toEqual(['bridge']);
 
-    const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(again.code).toBe(0);
     expect(again.out).toContain(`${conf}/10-containerd-net.conflist: not present\n`);
     expect(again.out).toContain(`${bin}/masq-janitor: not present\n`);
@@ -224,7 +361,7 @@ describe('uninstall', () => {
     const edited = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor","logLevel":"info"}]}';
     await writeFile(p, edited);
     await fakePlugin(join(bin, 'masq-janitor'));
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(r.code).toBe(0);
     expect(r.out).toBe(
       `${p}: kept: the masq-janitor entry has settings install does not write (logLevel); remove it by hand\n${bin}/masq-janitor: kept: still named by ${p}\n`,
@@ -233,11 +370,60 @@ describe('uninstall', () => {
     expect(await readdir(bin)).toContain('masq-janitor');
   });
 
+  describe('case 3: --remove-binary and the libcni cache (<state-dir>/results/*, field config)', () => {
+    const WITH = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","ipMasq":true},{"type":"masq-janitor"}]}';
+    const cacheEntry = (config: string, id: string) =>
+      JSON.stringify({ kind: 'cniCacheV1', containerId: id, config: Buffer.from(config).toString('base64'), ifName: 'eth0', networkName: 'n', result: {} });
+
+    it('keeps the binary while a cached ADD-time config names the janitor, says which and how to finish; exit 1', async () => {
+      await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const state = join(dir, 'state');
+      await mkdir(join(state, 'results'), { recursive: true });
+      await writeFile(join(state, 'results', 'n-c1-eth0'), cacheEntry(WITH, 'c1'));
+      await writeFile(join(state, 'results', 'n-c2-eth0'), cacheEntry(BRIDGE_LIST, 'c2'));
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(r.code).toBe(1);
+      expect(await readdir(bin)).toContain('masq-janitor');
+      expect(r.err).toContain(`${bin}/masq-janitor: kept`);
+      expect(r.err).toContain(join(state, 'results', 'n-c1-eth0'));
+      expect(r.err).not.toContain('n-c2-eth0');
+      expect(r.err).toMatch(/remove or restart those containers.*run .*again/);
+      // Once the container is gone (its cache entry with it), the binary goes.
+      await rm(join(state, 'results', 'n-c1-eth0'));
+      const again = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(again.code).toBe(0);
+      expect(again.out).toContain(`${bin}/masq-janitor: removed`);
+    });
+
+    it('reads the cache without hanging or reading without bound (FIFO, symlink to /dev/zero), never echoes it, and counts unreadable entries as naming it', async () => {
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const state = join(dir, 'state');
+      const results = join(state, 'results');
+      await mkdir(results, { recursive: true });
+      await promisify(execFile)('mkfifo', [join(results, 'n-fifo-eth0')]);
+      await symlink('/dev/zero', join(results, 'n-zero-eth0'));
+      await writeFile(join(results, 'n-garbage-eth0'), 'SECRET-TOKEN-1234 not json');
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', state, '--remove-binary');
+      expect(r.code).toBe(1);
+      expect(await readdir(bin)).toContain('masq-janitor');
+      for (const n of ['n-fifo-eth0', 'n-zero-eth0', 'n-garbage-eth0']) expect(r.err).toContain(n);
+      expect(r.out + r.err).not.toContain('SECRET');
+    }, 10_000);
+
+    it('a missing state dir means no cache: the binary goes', async () => {
+      await fakePlugin(join(bin, 'masq-janitor'));
+      const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
+      expect(r.code).toBe(0);
+      expect(await readdir(bin)).toEqual(['bridge']);
+    });
+  });
+
   it('--dry-run changes nothing', async () => {
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
     await run(install, '--conf-dir', conf, '--bin-dir', bin, '--from', plugin);
     const before = await tree(dir);
-    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--remove-binary', '--dry-run');
+    const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary', '--dry-run');
     expect(r.out).toBe(`${conf}/10-a.conflist: would remove\n${bin}/masq-janitor: would remove\n`);
     expect(await tree(dir)).toEqual(before);
   });
@@ -246,19 +432,38 @@ describe('uninstall', () => {
 describe('the bundle (dist/masq-janitor)', () => {
   const exec = promisify(execFile);
 
-  it('copies itself when run as `node dist/masq-janitor install`, verified, idempotent', async () => {
+  it('with --script copies itself when run as `node dist/masq-janitor install`, verified under the runtime environment, idempotent', async () => {
     const bundle = await ensureBundle();
     await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
-    const first = await exec('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]);
+    const first = await exec('node', [bundle, 'install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(first.stdout).toContain(`${bin}/masq-janitor: installed (copied from ${bundle})`);
-    expect(first.stderr).toContain('is a script run by "/usr/bin/env node"');
     expect(await readFile(join(bin, 'masq-janitor'))).toEqual(await readFile(bundle));
-    const second = await exec('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]);
+    const second = await exec('node', [bundle, 'install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(second.stdout).toBe(`${bin}/masq-janitor: already up to date\n${conf}/10-a.conflist: already present\n`);
     // The installed copy answers for itself.
-    const third = await exec(join(bin, 'masq-janitor'), ['install', '--conf-dir', conf, '--bin-dir', bin]);
+    const third = await exec(join(bin, 'masq-janitor'), ['install', '--script', '--conf-dir', conf, '--bin-dir', bin]);
     expect(third.stdout).toContain('already in place');
     const help = await exec('node', [bundle, '--help']);
     expect(help.stdout).toMatch(/install .*\n.*\n\s+uninstall/);
   });
+
+  it('case 1: without --script the bundle installs the standalone executable beside it, or refuses and changes nothing', async () => {
+    const bundle = await ensureBundle();
+    await writeFile(join(conf, '10-a.conflist'), BRIDGE_LIST);
+    const standalone = join(ROOT, 'dist/standalone/masq-janitor');
+    const r = await promisify(execFile)('node', [bundle, 'install', '--conf-dir', conf, '--bin-dir', bin]).then(
+      (x) => ({ code: 0, ...x }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    if (existsSync(standalone)) {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`${bin}/masq-janitor: installed (copied from ${standalone})`);
+    } else {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no standalone executable .*make standalone.*--script/);
+      expect(await readdir(bin)).toEqual(['bridge']);
+      expect(await readFile(join(conf, '10-a.conflist'), 'utf8')).toBe(BRIDGE_LIST);
+    }
+  });
+
 });

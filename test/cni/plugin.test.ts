@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { ensureBundle } from '../cli/support.js';
 import { runPlugin } from '../../src/cni/plugin.js';
 import { chainName } from '../../src/identity.js';
 import { fakeRunner } from '../support/fake-runner.js';
@@ -123,9 +125,15 @@ describe('plugin protocol', () => {
     expect(JSON.parse(strictBroken.stdout).code).toBe(5);
   });
 
-  it('DEL still fails on invalid config: teardown cannot be right with the wrong identity', async () => {
-    const out = await runPlugin({ env: env('DEL'), stdin: conf({ name: 'bad name' }) }, quiet);
-    expect(JSON.parse(out.stdout).code).toBe(7);
+  it('DEL with a network name it cannot trust touches nothing and exits 0 (bridge must still run); strict fails with 7', async () => {
+    const run = fakeRunner();
+    const lines: string[] = [];
+    const out = await runPlugin({ env: env('DEL'), stdin: conf({ name: 'bad name' }) }, { run, complain: (l) => void lines.push(l) });
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+    expect(run.calls).toEqual([]);
+    expect(lines.join('\n')).toMatch(/invalid network name/);
+    const strict = await runPlugin({ env: env('DEL'), stdin: conf({ name: 'bad name', strict: true }) }, { run, ...quiet });
+    expect(JSON.parse(strict.stdout).code).toBe(7);
   });
 
   it('DEL ignores a broken prevResult: it is never needed', async () => {
@@ -141,3 +149,86 @@ describe('plugin protocol', () => {
     expect(JSON.parse(out.stdout).cniVersion).toBe('0.4.0');
   });
 });
+
+describe('teardown policy: DEL and GC never fail because of the janitor itself unless strict', () => {
+  const del = (stdin: string, extra: Record<string, string> = {}, run = fakeRunner()) => {
+    const lines: string[] = [];
+    return runPlugin({ env: env('DEL', extra), stdin }, { run, complain: (l) => void lines.push(l) }).then((out) => ({ out, lines, run }));
+  };
+
+  it.each([
+    [{ logfile: '/tmp/x' }, 'logfile'],
+    [{ logLevel: 'loud' }, 'logLevel'],
+    [{ logFile: 'relative.log' }, 'logFile'],
+    [{ lockWait: 'soon' }, 'lockWait'],
+    [{ strict: 'yes' }, 'strict'],
+    [{ strcit: true }, 'strcit'],
+  ])('an invalid janitor key %j on DEL is logged on stderr, cleanup runs with the defaults, exit 0', async (extra, key) => {
+    const { out, lines, run } = await del(conf(extra));
+    expect(out).toEqual({ exitCode: 0, stdout: '' });
+    expect(lines.join('\n')).toContain(key);
+    // The cleanup ran: the chain's batch reached iptables-restore.
+    expect(run.calls.some((c) => c.file === 'iptables-restore')).toBe(true);
+  });
+
+  it('with a valid "strict": true, an invalid key still fails DEL with code 7', async () => {
+    const { out } = await del(conf({ strict: true, logfile: '/tmp/x' }));
+    expect(out.exitCode).toBe(1);
+    expect(JSON.parse(out.stdout).code).toBe(7);
+  });
+
+  it('a cniVersion bridge accepts but the janitor does not (0.2.0, missing) still cleans up and exits 0', async () => {
+    for (const stdin of [conf({ cniVersion: '0.2.0' }), JSON.stringify({ name: 'bridge', type: 'masq-janitor' })]) {
+      const { out, run } = await del(stdin);
+      expect(out).toEqual({ exitCode: 0, stdout: '' });
+      expect(run.calls.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('a non-JSON stdin or an environment it cannot use on DEL: nothing touched, exit 0, said on stderr', async () => {
+    for (const [stdin, extra] of [['{', {}], ['[]', {}], [conf(), { CNI_CONTAINERID: '' }]] as const) {
+      const { out, lines, run } = await del(stdin, extra);
+      expect(out).toEqual({ exitCode: 0, stdout: '' });
+      expect(run.calls).toEqual([]);
+      expect(lines.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('an unexpected internal error on DEL and GC is logged on stderr and exits 0; strict makes it code 999', async () => {
+    const boom = fakeRunner(() => {
+      throw new Error('boom');
+    });
+    const lines: string[] = [];
+    const complain = (l: string) => void lines.push(l);
+    expect(await runPlugin({ env: env('DEL'), stdin: conf() }, { run: boom, complain })).toEqual({ exitCode: 0, stdout: '' });
+    const gcConf = conf({ cniVersion: '1.1.0', prevResult: undefined, 'cni.dev/valid-attachments': [] });
+    expect(await runPlugin({ env: { CNI_COMMAND: 'GC', CNI_PATH: '/x' }, stdin: gcConf }, { run: boom, complain })).toEqual({ exitCode: 0, stdout: '' });
+    expect(lines.filter((l) => l.includes('boom'))).toHaveLength(2);
+    const strict = await runPlugin({ env: env('DEL'), stdin: conf({ strict: true }) }, { run: boom, ...quiet });
+    expect(JSON.parse(strict.stdout).code).toBe(999);
+  });
+
+  it('ADD and CHECK still fail loudly on an invalid janitor key (code 7)', async () => {
+    for (const verb of ['ADD', 'CHECK']) {
+      const out = await runPlugin({ env: env(verb, { CNI_NETNS: '/x' }), stdin: conf({ logfile: '/tmp/x' }) }, quiet);
+      expect(out.exitCode).toBe(1);
+      expect(JSON.parse(out.stdout).code).toBe(7);
+    }
+  });
+});
+
+describe('teardown policy in the executable (main.ts): what fails before the plugin even runs', () => {
+  it('DEL whose stdin cannot be read (over the 32 MiB bound) says so on stderr and exits 0; ADD still fails with code 5', async () => {
+    const bundle = await ensureBundle();
+    const input = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'masq-janitor', pad: 'x'.repeat(33 * 1024 * 1024) });
+    const run = (verb: string) =>
+      spawnSync(process.execPath, [bundle], { input, encoding: 'utf8', maxBuffer: 1 << 20, env: { ...env(verb, { CNI_NETNS: '/x' }), PATH: '/nonexistent' } });
+    const del = run('DEL');
+    expect([del.status, del.stdout]).toEqual([0, '']);
+    expect(del.stderr).toMatch(/error reading stdin.*exit 0/);
+    const add = run('ADD');
+    expect(add.status).toBe(1);
+    expect(JSON.parse(add.stdout).code).toBe(5);
+  }, 60_000);
+});
+

@@ -186,11 +186,12 @@ describe('faults: tools missing, failing or printing garbage (real binary, nft i
       logs: undefined,
     },
     {
-      name: 'iptables-restore exits 1 printing garbage (single tolerant commands finish the job)',
+      // One transaction per table or nothing: no command-by-command fallback that could leave half an attachment.
+      name: 'iptables-restore exits 1 printing garbage (the table is left whole, for the next DEL or sweep)',
       dir: () => toolDir(`restore-fails-${randomHex(2)}`, ALL.filter((t) => !t.endsWith('-restore')), { 'iptables-restore': `cat >/dev/null; ${GARBAGE}; exit 1`, 'ip6tables-restore': `cat >/dev/null; ${GARBAGE}; exit 1` }),
-      removes: { ipt: true, nft: true },
-      strictCode: 0,
-      logs: undefined,
+      removes: { ipt: false, nft: true },
+      strictCode: 5,
+      logs: /exit 1/,
     },
     {
       name: 'iptables-restore and every changing iptables command exit 1 printing garbage',
@@ -388,10 +389,15 @@ describe('faults: the xtables lock held by another process (legacy iptables, XTA
     const after = await snapshot(ns, path);
     // The nft backend has no lock: its rule goes; the iptables state waits for the next DEL.
     expectTables(after, removedLegit(before, { ipt: false, nft: true }), 'tables under a held lock');
-    // GC (cniVersion 1.1.0) under the lock: code 11 as well (the other container is valid; ours is due).
-    const gc = await janitor(ns, { PATH: path, CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin', XTABLES_LOCKFILE: lockFile }, conf({ lockWait: 1, 'cni.dev/valid-attachments': [{ containerID: 'default-keep', ifname: 'eth0' }] }));
+    // GC (cniVersion 1.1.0) under the lock: like DEL, exit 0 unless strict, then code 11 (the other container is valid; ours is due).
+    const gcEnv = { PATH: path, CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin', XTABLES_LOCKFILE: lockFile };
+    const valid = { 'cni.dev/valid-attachments': [{ containerID: 'default-keep', ifname: 'eth0' }] };
+    const gc = await janitor(ns, gcEnv, conf({ lockWait: 1, ...valid }));
     figures.janitorRuns++;
-    expectCniError(gc, 11, 'GC under a held lock');
+    expectCleanSuccess(gc, 'GC under a held lock, non-strict');
+    const gcStrict = await janitor(ns, gcEnv, conf({ lockWait: 1, strict: true, ...valid }));
+    figures.janitorRuns++;
+    expectCniError(gcStrict, 11, 'strict GC under a held lock');
     // Lock released: the next DEL finishes the job.
     if (holder) await stopGroup(holder);
     holder = undefined;

@@ -449,9 +449,10 @@ describe('fuzz: generated bad input', () => {
 describe('fuzz: fields the generator keeps apart', () => {
   it('CNI_IFNAME is limited to 15 bytes as the kernel counts them (IFNAMSIZ), not 15 UTF-16 units: 8 x "ü" (16 bytes) is code 4', async () => {
     // Go's skel (utils.ValidateInterfaceName) rejects it with code 4; the kernel could never have such an interface.
+    // strict: without it, DEL touches nothing and exits 0 (teardown policy), so the code would not show.
     const runner = fakeRunner();
     const out = await runPlugin(
-      { env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'default-abc', CNI_IFNAME: 'ü'.repeat(8), CNI_NETNS: '', PATH: '/nonexistent' }, stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'net', logFile: inprocLog }) },
+      { env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'default-abc', CNI_IFNAME: 'ü'.repeat(8), CNI_NETNS: '', PATH: '/nonexistent' }, stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'net', logFile: inprocLog, strict: true }) },
       { run: runner, complain: () => {} },
     );
     stats.inproc++;

@@ -13,7 +13,7 @@ type Responder = (file: string, args: readonly string[], input: string | undefin
 export function fakeRunner(respond: Responder = () => undefined): Runner & { calls: Call[] } {
   const calls: Call[] = [];
   const run = async (file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> => {
-    // nft reads its batch from a file (see backends/nft.ts): record it as the input.
+    // nft reads its batch from a file (see backends/nft/run.ts): record it as the input.
     const input = file === 'nft' && args[0] === '-f' && args[1] !== undefined && args[1] !== '-' ? readFileSync(args[1], 'utf8') : opts.input;
     calls.push({ file, args, input });
     const r = respond(file, args, input) ?? {};

@@ -47,6 +47,11 @@ export { quote };
 
 export class RestoreError extends Error {}
 
+/** Does this rule line name `chain` after any target flag (text, so uncertain lines count too)? */
+export function references(rule: string, chain: string): boolean {
+  return [` -j ${chain}`, ` -g ${chain}`, ` --jump ${chain}`, ` --goto ${chain}`].some((t) => rule.endsWith(t) || rule.includes(`${t} `));
+}
+
 /** Apply restore text to a copy of the model with iptables' semantics for these commands. */
 export function applyRestore(m: NatModel, text: string): NatModel {
   const chains = [...m.chains];
@@ -67,9 +72,15 @@ export function applyRestore(m: NatModel, text: string): NatModel {
     } else if ((mm = /^-X (\S+)$/.exec(line))) {
       const c = mm[1] as string;
       if (rules.some((r) => r.startsWith(`-A ${c} `))) throw new RestoreError(`chain not empty: ${c}`);
-      if (rules.some((r) => [` -j ${c}`, ` -g ${c}`].some((t) => r.endsWith(t) || r.includes(`${t} `)))) throw new RestoreError(`chain referenced: ${c}`);
+      // Any -j/-g/--jump/--goto word counts, wherever it stands: the model refuses at least what the kernel would.
+      if (rules.some((r) => references(r, c))) throw new RestoreError(`chain referenced: ${c}`);
       const i = chains.indexOf(c);
-      if (i >= 0) chains.splice(i, 1);
+      if (i < 0) throw new RestoreError(`no such chain: ${c}`);
+      chains.splice(i, 1);
+    } else if ((mm = /^-N (\S+)$/.exec(line))) {
+      const c = mm[1] as string;
+      if (chains.includes(c)) throw new RestoreError(`chain exists: ${c}`);
+      chains.push(c);
     } else {
       throw new RestoreError(`line outside the planner grammar: ${line}`);
     }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseNftListing } from '../../../src/plan/nft-rules.js';
+import { parseNftListing } from '../../../src/backends/nft/parse.js';
 import { removeNetns } from '../../support/netns.js';
 import { describeProc } from '../../support/proc.js';
 import { loadNft } from '../../support/xtables.js';

@@ -699,25 +699,45 @@ export function expected(c: CaseDesc, path: string, binary: boolean): { expect: 
   if (binary && e.command === undefined) return { expect: { exit: 0, out: 'cli-banner', why: 'no CNI_COMMAND: operator CLI' }, derived: none };
   if (!(VERBS as readonly string[]).includes(e.command ?? '')) return { expect: { exit: 1, code: 4, why: 'unknown CNI_COMMAND' }, derived: none };
   const verb = e.command as Verb;
-  for (const k of REQUIRED[verb]) if (!e[k]) return { expect: { exit: 1, code: 4, why: `missing ${k}` }, derived: none };
-  if (REQUIRED[verb].includes('containerId') && !CNI_NAME.test(e.containerId ?? '')) return { expect: { exit: 1, code: 4, why: 'invalid container ID' }, derived: none };
-  if (REQUIRED[verb].includes('ifname') && !ifnameValid(e.ifname ?? '')) return { expect: { exit: 1, code: 4, why: 'invalid ifname' }, derived: none };
+  // Teardown policy (docs/teardown-policy.md): on DEL and GC, nothing about the janitor's own input is a refusal
+  // unless the config validly says "strict": true. Problems with its identity mean touching nothing (no verb: no calls).
+  const teardown = verb === 'DEL' || verb === 'GC';
+  const rawStrict = c.stdin.kind === 'conf' && c.stdin.conf.settings.strict?.v === true;
+  const refuse = (code: number, why: string): { expect: Expect; derived: Derived } =>
+    teardown && !rawStrict ? { expect: { exit: 0, out: 'empty', why: `${verb}: ${why}, nothing touched (teardown policy)` }, derived: none } : { expect: { exit: 1, code, why }, derived: none };
+  for (const k of REQUIRED[verb]) if (!e[k]) return refuse(4, `missing ${k}`);
+  if (REQUIRED[verb].includes('containerId') && !CNI_NAME.test(e.containerId ?? '')) return refuse(4, 'invalid container ID');
+  if (REQUIRED[verb].includes('ifname') && !ifnameValid(e.ifname ?? '')) return refuse(4, 'invalid ifname');
   if (verb === 'VERSION') return { expect: { exit: 0, out: 'version', why: 'VERSION' }, derived: { ...none, verb } };
 
   const s = c.stdin;
-  if (s.kind === 'raw' || s.kind === 'huge-garbage' || s.kind === 'truncated') return { expect: { exit: 1, code: 6, why: `undecodable stdin (${s.kind === 'raw' ? s.why : s.kind})` }, derived: { ...none, verb } };
+  if (s.kind === 'raw' || s.kind === 'huge-garbage' || s.kind === 'truncated') {
+    const why = `undecodable stdin (${s.kind === 'raw' ? s.why : s.kind})`;
+    return teardown ? refuse(6, why) : { expect: { exit: 1, code: 6, why }, derived: { ...none, verb } };
+  }
   const conf = s.conf;
-  if (conf.version.kind !== 'ok') return { expect: { exit: 1, code: 1, why: 'unsupported or missing cniVersion' }, derived: { ...none, verb } };
-  const version = conf.version.v;
-  if (conf.name.kind !== 'ok') return { expect: { exit: 1, code: 7, why: 'missing or invalid network name' }, derived: { ...none, verb } };
-  const network = conf.name.v;
-  if (conf.misspelled) return { expect: { exit: 1, code: 7, why: `misspelled key ${conf.misspelled}` }, derived: { ...none, verb } };
   const bad = Object.entries(conf.settings).find(([, st]) => !st.valid);
-  if (bad) return { expect: { exit: 1, code: 7, why: `invalid setting ${bad[0]}` }, derived: { ...none, verb } };
-  if (conf.attachments.kind === 'invalid') return { expect: { exit: 1, code: 7, why: 'invalid valid-attachments' }, derived: { ...none, verb } };
-
-  const strict = conf.settings.strict?.v === true;
-  const lockWait = typeof conf.settings.lockWait?.v === 'number' ? conf.settings.lockWait.v : 5;
+  // The first problem, in the order the plugin checks; on a non-strict teardown the rest of the config still counts.
+  const problem: [number, string] | undefined =
+    conf.version.kind !== 'ok'
+      ? [1, 'unsupported or missing cniVersion']
+      : conf.name.kind !== 'ok'
+        ? [7, 'missing or invalid network name']
+        : conf.misspelled
+          ? [7, `misspelled key ${conf.misspelled}`]
+          : bad
+            ? [7, `invalid setting ${bad[0]}`]
+            : conf.attachments.kind === 'invalid'
+              ? [7, 'invalid valid-attachments']
+              : undefined;
+  if (problem && (!teardown || rawStrict)) return { expect: { exit: 1, code: problem[0], why: problem[1] }, derived: { ...none, verb } };
+  if (conf.name.kind !== 'ok') return refuse(7, 'missing or invalid network name');
+  const version = conf.version.kind === 'ok' ? conf.version.v : '1.1.0';
+  const network = conf.name.v;
+  // A misspelled or invalid janitor key: the cleanup runs with every default.
+  const settingsOk = !conf.misspelled && !bad;
+  const strict = settingsOk && conf.settings.strict?.v === true;
+  const lockWait = settingsOk && typeof conf.settings.lockWait?.v === 'number' ? conf.settings.lockWait.v : 5;
   const valid = conf.attachments.kind === 'valid' ? conf.attachments.list : [];
   const identity = REQUIRED[verb].includes('containerId') ? { network, containerId: e.containerId as string, ifname: e.ifname as string } : undefined;
   const derived: Derived = { verb, identity, gcNetwork: verb === 'GC' ? network : undefined, valid, lockWait, strict, effectivePath };
@@ -740,7 +760,7 @@ export function expected(c: CaseDesc, path: string, binary: boolean): { expect: 
     case 'DEL':
       return { expect: delExpect(c, derived), derived };
     case 'GC':
-      return { expect: gcExpect(c, derived, conf), derived };
+      return { expect: gcExpect(c, derived, settingsOk && conf.settings.gc?.v === false, conf.attachments.kind === 'valid'), derived };
   }
 }
 
@@ -774,9 +794,9 @@ function delExpect(c: CaseDesc, d: Derived): Expect {
   return errors.includes('lock') ? { exit: 1, code: 11, why: 'strict DEL, xtables lock held' } : { exit: 1, code: 5, why: `strict DEL, fault ${w.fault}` };
 }
 
-function gcExpect(c: CaseDesc, d: Derived, conf: ConfDesc): Expect {
-  if (conf.settings.gc?.v === false) return { exit: 0, out: 'empty', why: 'gc disabled' };
-  if (conf.attachments.kind !== 'valid') return { exit: 0, out: 'empty', why: 'GC without valid-attachments does nothing' };
+function gcExpect(c: CaseDesc, d: Derived, gcOff: boolean, attachmentsValid: boolean): Expect {
+  if (gcOff) return { exit: 0, out: 'empty', why: 'gc disabled' };
+  if (!attachmentsValid) return { exit: 0, out: 'empty', why: 'GC without valid-attachments does nothing' };
   const w = c.world;
   const has = (t: string): boolean => onPath(t, d.effectivePath);
   const world = buildWorld(w, undefined, d.gcNetwork, d.valid);

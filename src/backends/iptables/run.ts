@@ -1,0 +1,143 @@
+import { fail, janitorError, ok, type JanitorError, type Result } from '../../errors.js';
+import { chainName, type Attachment } from '../../identity.js';
+import type { Backend, Progress, Removed } from '../backend.js';
+import { NONE_REMOVED } from '../backend.js';
+import type { Runner } from '../exec.js';
+import type { Selection } from '../selection.js';
+import { mergeSnapshots, parseListing, parseSave, type Rule, type Snapshot } from './parse.js';
+import { EMPTY_PLAN, doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
+import { chunkPlan, renderRecreate, renderRestore } from './render.js';
+import { legacyHasNat } from './variants.js';
+
+/**
+ * The iptables shell: run the binaries, nothing else. What to delete is
+ * plan.ts's; when to try again is backend.ts's.
+ */
+
+/**
+ * One iptables binary family: `iptables` (whatever the host's alternatives
+ * chose, like bridge uses), or an explicit `iptables-legacy` / `iptables-nft`.
+ */
+export interface Xtables {
+  readonly family: 4 | 6;
+  readonly variant: 'default' | 'legacy' | 'nft';
+  /** e.g. `iptables`, `ip6tables-legacy`; `-save`/`-restore` are derived. */
+  readonly base: string;
+  /** What the binary really is, where the host tells (Debian's alternatives do). */
+  readonly backend: 'legacy' | 'nft' | 'unknown';
+}
+
+export function xtables(family: 4 | 6, variant: Xtables['variant'] = 'default', backend: Xtables['backend'] = variant === 'default' ? 'unknown' : variant): Xtables {
+  const stem = family === 4 ? 'iptables' : 'ip6tables';
+  return { family, variant, base: variant === 'default' ? stem : `${stem}-${variant}`, backend };
+}
+
+/** Binary name for `iptables-save` style helpers: iptables-legacy-save, ip6tables-save, ... */
+export const binary = (xt: Xtables, suffix: '' | 'save' | 'restore'): string => (suffix ? `${xt.base}-${suffix}` : xt.base);
+
+export const whereOf = (xt: Xtables): string => `${xt.base} nat`;
+
+/** What iptables prints (rc 4, xtables.c) when it gave up waiting for the lock; kept in our messages too. */
+export const LOCK_HELD = /xtables lock/i;
+
+/** A `-D` of a rule or chain that is no longer there: the table moved under us. */
+const VANISHED = /Bad rule|does a matching rule exist|No chain\/target\/match|does not exist|Couldn't load target|No such file or directory/;
+
+function classify(xt: Xtables, what: string, r: { exitCode: number | undefined; stderr: string; notFound: boolean; timedOut: boolean }): JanitorError {
+  const head = `${what} (${xt.base})`;
+  if (r.notFound) return janitorError('missing-tool', `${head}: not found on PATH`);
+  const text = r.stderr.trim().split('\n').slice(-3).join(' | ');
+  if (LOCK_HELD.test(r.stderr)) return janitorError('lock', `${head}: ${text}`);
+  if (r.timedOut) return janitorError('failed', `${head}: timed out`);
+  return janitorError(what === 'restore' && VANISHED.test(r.stderr) ? 'vanished' : 'failed', `${head}: exit ${r.exitCode ?? '?'}: ${text}`);
+}
+
+/** One nat chain (`-S`); undefined when it does not exist (`-S` exits 1). */
+export async function listChain(run: Runner, xt: Xtables, chain: string, wait: number): Promise<Result<Snapshot | undefined, JanitorError>> {
+  const r = await run(binary(xt, ''), ['-w', String(wait), '-t', 'nat', '-S', chain], { timeoutMs: (wait + 30) * 1000 });
+  if (r.exitCode === 0) return ok(parseListing(r.stdout));
+  if (r.exitCode === 1 && !r.notFound && !LOCK_HELD.test(r.stderr)) return ok(undefined);
+  return fail(classify(xt, `list ${chain}`, r));
+}
+
+/**
+ * Only a rule that mentions `CNI-` can be ours or enter a chain of ours; a
+ * kube-proxy node's other 20,000 rules are dropped before they are parsed.
+ */
+const mayConcernUs = (line: string): boolean => line.includes('CNI-');
+
+/** The whole nat table, as far as it can concern us. */
+export async function saveNat(run: Runner, xt: Xtables): Promise<Result<Snapshot, JanitorError>> {
+  const r = await run(binary(xt, 'save'), ['-t', 'nat'], { timeoutMs: 300_000 });
+  if (r.exitCode !== 0) return fail(classify(xt, 'save', r));
+  return ok(parseSave(r.stdout, 'nat', mayConcernUs));
+}
+
+/** One atomic transaction: all of `text` applies, or none of it. */
+export async function restore(run: Runner, xt: Xtables, text: string, wait: number): Promise<Result<void, JanitorError>> {
+  const r = await run(binary(xt, 'restore'), ['-w', String(wait), '--noflush'], { input: text, timeoutMs: (wait + 300) * 1000 });
+  if (r.exitCode !== 0) return fail(classify(xt, 'restore', r));
+  return ok(undefined);
+}
+
+export type Scope =
+  /** DEL: read POSTROUTING and the attachment's own chain, never the whole table. */
+  | { readonly kind: 'attachment'; readonly attachment: Attachment }
+  /** GC, sweep: the whole table. */
+  | { readonly kind: 'host' };
+
+/** Chains per transaction. iptables-nft deletes grow super-linearly with batch size; legacy pays per batch. */
+export function chunkSize(xt: Xtables): number {
+  return xt.variant === 'legacy' || xt.backend === 'legacy' ? 50_000 : 1_000;
+}
+
+const removedBy = (p: IptablesPlan): Removed => ({ jumps: p.jumps.length, chains: p.chains.length, rules: 0, transactions: 1 });
+
+export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: number): Backend<Snapshot, IptablesPlan> {
+  return {
+    where: whereOf(xt),
+    async read(attempt) {
+      // Listing a legacy table loads it; no legacy nat table in this netns means no state in it.
+      if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return ok(undefined);
+      if (attempt.whole || scope.kind === 'host') return saveNat(run, xt);
+      const post = await listChain(run, xt, 'POSTROUTING', wait);
+      if (!post.ok) return post;
+      if (post.value === undefined) return ok(undefined);
+      // The chains our jumps enter, and ours by name: their rules prove whose they are (names can collide).
+      const me = scope.attachment;
+      const mine = (r: Rule): boolean => {
+        const o = jumpOwner(r);
+        return o !== undefined && o.network === me.network && o.containerId === me.containerId;
+      };
+      const names = new Set([chainName(me), ...post.value.rules.filter(mine).map((r) => r.jump as string)]);
+      const parts = [post.value];
+      for (const name of names) {
+        const chain = await listChain(run, xt, name, wait);
+        if (!chain.ok) return chain;
+        if (chain.value !== undefined) parts.push(chain.value);
+      }
+      return ok(mergeSnapshots(...parts));
+    },
+    plan: (snapshot, selection: Selection, attempt, within) =>
+      planIptables(snapshot, selection, { recreate: selection.recreateChains === true, conservative: attempt.conservative }, within === undefined ? undefined : doomedBy(within)),
+    isEmpty: isEmptyPlan,
+    async apply(plan, progress: Progress) {
+      const parts = chunkPlan(plan, chunkSize(xt));
+      if (parts.length > 1 || plan.chains.length >= 1000) progress(`${whereOf(xt)}: removing ${plan.chains.length} chains and ${plan.jumps.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
+      let removed = NONE_REMOVED;
+      for (const [i, part] of parts.entries()) {
+        if (parts.length > 1) progress(`${whereOf(xt)}: transaction ${i + 1}/${parts.length} (${part.chains.length} chains)`);
+        const r = await restore(run, xt, renderRestore(part), wait);
+        if (!r.ok) return { removed, error: r.error };
+        const again = renderRecreate(part);
+        const made = again === undefined ? ok(undefined) : await restore(run, xt, again, wait);
+        const done = removedBy(part);
+        removed = { jumps: removed.jumps + done.jumps, chains: removed.chains + done.chains, rules: 0, transactions: removed.transactions + 1 };
+        // Not retried: the removal is done, and planning again would find nothing to remove and so nothing to re-create.
+        if (!made.ok) return { removed, error: janitorError(made.error.kind, `re-creating the empty chain bridge still needs: ${made.error.message}`), final: true };
+      }
+      return { removed };
+    },
+  };
+}
+
