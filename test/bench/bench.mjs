@@ -259,7 +259,8 @@ class Worker {
   // a, b, e: one container's DEL at table size N
   async del() {
     const { runs, janitor, standalone } = this.cfg;
-    const target = { cid: 'default-target', ip: '10.127.255.250' };
+    // Inside SUBNET, as bridge would have given it: its ACCEPT rule says -d <the address's own /12>.
+    const target = { cid: 'default-target', ip: '10.79.255.250' };
     const times = { script: [], standalone: [], upstream: [] };
     const noisy = [];
     const names = Object.keys(times);
