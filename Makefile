@@ -2,16 +2,38 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-# Debian packages: the real tools and upstream plugins the tests and demo drive.
-APT_PACKAGES := iptables nftables containernetworking-plugins iproute2 util-linux jq containerd runc busybox-static
+# Debian packages, per target: each installs only what it runs.
+# The demo (examples/demo.sh): iptables and nft in throwaway namespaces, the upstream plugins, jq, ip.
+DEMO_APT_PACKAGES := iptables nftables containernetworking-plugins iproute2 jq
+# The tests: the demo's tools, plus unshare/nsenter (util-linux), busybox-static (container rootfs and
+# the image's shell) and file (build-image.sh). promtool, the metrics file's parser, is unpacked from
+# Debian's prometheus package into dist/tools (see below) rather than installed: installing the
+# package would start a Prometheus server.
+TEST_APT_PACKAGES := $(DEMO_APT_PACKAGES) util-linux busybox-static file
+# The containerd e2e tests need a container runtime. Never install one on a host that has one:
+# a Docker CE host has containerd from containerd.io, which dpkg does not list as "containerd",
+# and apt would replace docker-ce with Debian's. So the binaries decide, not package names.
+RUNTIME_APT_PACKAGES := containerd runc
+RUNTIME_BINARIES := containerd dockerd podman crio
 # Only the benchmarks count processes (strace) and peak RSS (GNU time).
 BENCH_APT_PACKAGES := strace time
 
 SOURCES := $(shell find src -name '*.ts') tsup.config.ts package.json
 
-.PHONY: build deps npm-deps apt-deps test unit e2e demo bench standalone typecheck clean
+.PHONY: build deps npm-deps apt-deps demo-deps runtime-deps promtool test unit e2e demo bench standalone image typecheck clean
 
-deps: npm-deps apt-deps
+deps: npm-deps apt-deps runtime-deps promtool
+
+# promtool alone, from the Debian package, with no service started (test/cli/metrics.test.ts).
+PROMTOOL := dist/tools/promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	@mkdir -p $(@D)/deb
+	if command -v promtool >/dev/null; then ln -sf "$$(command -v promtool)" $@; else \
+	  (cd $(@D)/deb && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }) && \
+	  dpkg-deb --fsys-tarfile $(@D)/deb/prometheus_*.deb | tar -xO ./usr/bin/promtool > $@.tmp && chmod 755 $@.tmp && mv $@.tmp $@; \
+	fi
+	rm -rf $(@D)/deb
 
 npm-deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
@@ -30,7 +52,18 @@ define apt_install
 endef
 
 apt-deps:
-	$(call apt_install,$(APT_PACKAGES))
+	$(call apt_install,$(TEST_APT_PACKAGES))
+
+demo-deps: npm-deps
+	$(call apt_install,$(DEMO_APT_PACKAGES))
+
+# containerd and runc only when no container runtime binary is on this host at all.
+runtime-deps:
+	@for b in $(RUNTIME_BINARIES); do \
+	  if command -v $$b >/dev/null 2>&1; then echo "container runtime found ($$(command -v $$b)): installing none"; exit 0; fi; \
+	done; \
+	echo "no container runtime on this host: installing $(RUNTIME_APT_PACKAGES) for the containerd tests"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RUNTIME_APT_PACKAGES)
 
 build: dist/masq-janitor
 dist/masq-janitor: node_modules/.installed $(SOURCES)
@@ -68,7 +101,7 @@ $(STANDALONE): dist/masq-janitor $(SEA_FILES)
 # and the standalone build's protocol tests. Prints one summary line at the end.
 test: deps build standalone typecheck
 	@mkdir -p .test-results
-	npx vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json; rc=$$?; \
+	MJ_REQUIRE_REAL_TOOLS=1 npx vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json; rc=$$?; \
 	node -e 'const r=require("./.test-results/vitest.json");console.log(`vitest: $${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests+r.numTodoTests} skipped`)' || true; \
 	exit $$rc
 
@@ -80,8 +113,18 @@ e2e: deps build
 	npx vitest run test/e2e
 
 # The main job: the leak with nerdctl's conflist as shipped, then none with masq-janitor appended.
-demo: deps build
+# Installs no container runtime: the demo plays the runtime's part itself.
+demo: demo-deps build
 	bash examples/demo.sh
+
+# The DaemonSet image, offline, from this machine's files (examples/kubernetes/build-image.sh):
+# dist/image/oci (OCI layout) and dist/image/masq-janitor-<version>.oci.tar. Inputs are variables:
+#   make image TOOLS_ROOT=/srv/bookworm BUSYBOX=/srv/busybox IPTABLES_DEFAULT=legacy
+# ROOTFS_ONLY=1 stops at dist/image/rootfs (for the Containerfile).
+IMAGE_VARS := OUT STANDALONE ENTRYPOINT_SH BUSYBOX TOOLS_ROOT IPTABLES_DEFAULT IMAGE_NAME ROOTFS_ONLY
+image: standalone
+	$(call apt_install,busybox-static iptables nftables file)
+	$(foreach v,$(IMAGE_VARS),$(if $($(v)),$(v)='$($(v))')) bash examples/kubernetes/build-image.sh
 
 # Benchmarks (not part of `make test`): throwaway netns only; writes test/bench/RESULTS.md.
 # A quick look: make bench BENCH_ARGS="--sizes 0,1000 --runs 5 --no-write"

@@ -1,4 +1,5 @@
 import { readSync } from 'node:fs';
+import pkg from '../package.json' with { type: 'json' };
 import { SUPPORTED_VERSIONS, versionReply } from './cni/versions.js';
 import { writeAll } from './write-all.js';
 
@@ -80,7 +81,7 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args.length === 0) {
     // What skel prints when run by hand, on stderr.
-    writeAll(2, `CNI masq-janitor plugin\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\nOperator commands: masq-janitor --help\n`);
+    writeAll(2, `CNI masq-janitor plugin ${pkg.version}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\nOperator commands: masq-janitor --help\n`);
     return 0;
   }
   const { cli } = await import('./cli/cli.js');

@@ -80,7 +80,8 @@ export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attem
     const r = await b.apply(opts.speculative, progress);
     removed = add(removed, r.removed);
     if (r.error === undefined) return ok({ where: b.where, removed, attempts: 0, plan: opts.speculative, snapshot: undefined });
-    if (!retryable(r.error) || r.final === true) return fail(r.error);
+    // A missing restore binary does not mean there is nothing to read: the table may hold nothing of ours.
+    if ((!retryable(r.error) && r.error.kind !== 'missing-tool') || r.final === true) return fail(r.error);
   }
   const attempts = opts.attempts ?? 3;
   let within: P | undefined;

@@ -20,6 +20,8 @@ export interface InterfaceRef {
   readonly truncated?: boolean;
   /** nft: the instance hash (`<net hash>-<ifname:id hash>`), whole even when the comment was cut. */
   readonly instance?: string;
+  /** nft: the comment's text does not hash to `instance`; only the instance hash itself identifies it. */
+  readonly unverified?: boolean;
 }
 
 export interface Selection {

@@ -144,23 +144,55 @@ export async function readSnapshot(shown: string): Promise<Result<Snapshot, FsEr
 }
 
 /**
- * Replace a config file with `text`, first saving its current content as
- * `<file>.masq-janitor.bak` (same mode and owner: it may hold anything the
- * original held). Refuses when the file no longer holds what was read, so a
+ * What happens to `<file>.masq-janitor.bak`:
+ * - `always`: it gets the content from just before this edit;
+ * - `first` (install): written only when there is none, so it keeps the
+ *   content from before the FIRST install however often install runs;
+ * - `restore` (uninstall): never written; removed once the file holds
+ *   exactly its bytes again, so an undone install leaves nothing behind.
+ */
+export type BackupMode = 'always' | 'first' | 'restore';
+
+export type BackupOutcome = 'written' | 'kept' | 'removed' | 'none';
+
+/**
+ * Replace a config file with `text`, handling its backup (same mode and
+ * owner as the file: it may hold anything the original held) as `mode`
+ * says. Refuses when the file no longer holds what was read, and checks
+ * after the rename that the file replaced was the one compared, so a
  * runtime rewriting it at the same moment wins and the next run retries.
  */
-export async function replaceWithBackup(snap: Snapshot, text: string, hooks: Pick<WriteOptions, 'beforeRename'> = {}): Promise<Result<{ readonly backup: string }, FsError>> {
+export async function replaceWithBackup(
+  snap: Snapshot,
+  text: string,
+  mode: BackupMode = 'always',
+  hooks: Pick<WriteOptions, 'beforeRename'> = {},
+): Promise<Result<{ readonly backup: string; readonly outcome: BackupOutcome }, FsError>> {
   const CHANGED = 'the file changed while editing, left alone: a runtime rewrote it; nothing lost, run again';
   const sameAsRead = async (file: string): Promise<string | undefined> => {
     const now = await readFile(file).catch(() => undefined);
     return now !== undefined && now.equals(snap.data) ? undefined : CHANGED;
   };
   const backup = snap.path + BACKUP_SUFFIX;
-  const saved = await writeAtomic(backup, snap.data, snap.owner, { guard: () => sameAsRead(snap.path) });
-  if (!saved.ok) return saved;
-  const written = await writeAtomic(snap.path, Buffer.from(text), snap.owner, { guard: () => sameAsRead(snap.path), verifyReplaced: sameAsRead, ...hooks });
+  const data = Buffer.from(text);
+  // lstat, never follow: a FIFO or a link to /dev/zero under that name is not our backup.
+  const existing = await lstat(backup).catch(() => undefined);
+  let outcome: BackupOutcome = 'none';
+  if (mode === 'always' || (mode === 'first' && existing === undefined)) {
+    const saved = await writeAtomic(backup, snap.data, snap.owner, { guard: () => sameAsRead(snap.path) });
+    if (!saved.ok) return saved;
+    outcome = 'written';
+  } else if (mode === 'first') outcome = 'kept';
+  const written = await writeAtomic(snap.path, data, snap.owner, { guard: () => sameAsRead(snap.path), verifyReplaced: sameAsRead, ...hooks });
   if (!written.ok) return written;
-  return ok({ backup });
+  if (mode === 'restore' && existing?.isFile() && existing.size === data.length) {
+    const held = await readFile(backup).catch(() => undefined);
+    if (held?.equals(data)) {
+      await unlink(backup).catch(() => undefined);
+      outcome = 'removed';
+    }
+  }
+  return ok({ backup, outcome });
 }
 
 /** Byte-for-byte comparison, in chunks: the binary may be a 100 MB single executable. */

@@ -3,13 +3,14 @@ import { isSupported, SUPPORTED_VERSIONS } from '../cni/versions.js';
 
 /**
  * What `install` and `uninstall` do to one CNI config file, as text in and
- * text out: parse, decide, append or remove. No file system here; the
+ * text out: parse, decide, insert or remove. No file system here; the
  * commands own reading, atomic writing and backups (atomic-file.ts).
  *
- * Output is 2-space JSON with the original key order. JSON.parse keeps
- * insertion order except for integer-like keys ("0", "12"), which JS
- * objects list first; no CNI config uses such keys, and Go readers do not
- * care about order anyway.
+ * The text is edited, never re-serialized: config management (Ansible,
+ * Puppet, the runtime's own writer) compares bytes, so install inserts one
+ * entry after the last plugin, in the file's own indentation, and uninstall
+ * removes exactly those bytes again. Everything else, including key order,
+ * number spelling and the final newline or its absence, stays as it was.
  */
 
 export const JANITOR_TYPE = 'masq-janitor';
@@ -55,6 +56,162 @@ export interface JsonObject {
 }
 
 const isObject = (v: Json | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Where a JSON value sits in the text: [start, end). Objects and arrays keep their children's spans. */
+interface Span {
+  readonly start: number;
+  readonly end: number;
+  readonly members?: readonly { readonly key: string; readonly keyStart: number; readonly keyEnd: number; readonly value: Span }[];
+  readonly elements?: readonly Span[];
+}
+
+/**
+ * Positions of the values in `text`, to `depth` levels of objects and
+ * arrays; anything deeper is skipped without recursion, so a config nested
+ * 100,000 levels deep (which JSON.parse accepts) cannot exhaust the stack.
+ * Only ever run on text JSON.parse accepted, so it checks nothing; it only
+ * has to agree with JSON.parse on where each value starts and ends.
+ */
+function spans(text: string, depth: number): Span {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i] as string)) i++;
+  };
+  const str = (): void => {
+    i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+  };
+  const skip = (): void => {
+    let open = 0;
+    while (i < text.length) {
+      const c = text[i] as string;
+      if (c === '"') {
+        str();
+        if (open === 0) return;
+        continue;
+      }
+      if (c === '{' || c === '[') open++;
+      else if (c === '}' || c === ']') {
+        // A scalar ends at its container's closing bracket; a container at its own.
+        if (open === 0) return;
+        if (--open === 0) {
+          i++;
+          return;
+        }
+      } else if (open === 0 && ' \t\n\r,'.includes(c)) return;
+      i++;
+    }
+  };
+  const value = (levels: number): Span => {
+    ws();
+    const start = i;
+    const c = text[i];
+    if (levels === 0 || (c !== '{' && c !== '[')) {
+      skip();
+      return { start, end: i };
+    }
+    i++;
+    if (c === '{') {
+      const members: { key: string; keyStart: number; keyEnd: number; value: Span }[] = [];
+      for (;;) {
+        ws();
+        if (text[i] === '}') break;
+        if (text[i] === ',') i++;
+        ws();
+        const keyStart = i;
+        str();
+        const keyEnd = i;
+        ws();
+        i++; // ':'
+        members.push({ key: JSON.parse(text.slice(keyStart, keyEnd)) as string, keyStart, keyEnd, value: value(levels - 1) });
+        ws();
+      }
+      i++;
+      return { start, end: i, members };
+    }
+    const elements: Span[] = [];
+    for (;;) {
+      ws();
+      if (text[i] === ']') break;
+      if (text[i] === ',') i++;
+      elements.push(value(levels - 1));
+      ws();
+    }
+    i++;
+    return { start, end: i, elements };
+  };
+  return value(depth);
+}
+
+/** The `plugins` array JSON.parse reads: with duplicate keys, the last one wins. */
+function pluginsSpan(text: string): Span | undefined {
+  return spans(text, 3).members?.findLast((m) => m.key === 'plugins')?.value;
+}
+
+/**
+ * The text of the entry install inserts, shaped like the plugin before it:
+ * the same whitespace after `{` and before `}`, the same `: ` after a key.
+ * So `{ "type": "masq-janitor" }` after a one-line plugin, and the key on
+ * its own indented line after a multi-line one.
+ */
+function entryLike(text: string, like: Span | undefined): string {
+  const first = like?.members?.[0];
+  const lastMember = like?.members?.at(-1);
+  if (like === undefined || first === undefined || lastMember === undefined) return `{"type": "${JANITOR_TYPE}"}`;
+  const open = text.slice(like.start + 1, first.keyStart);
+  const colon = text.slice(first.keyEnd, first.value.start);
+  const close = text.slice(lastMember.value.end, like.end - 1);
+  return `{${open}"type"${colon}"${JANITOR_TYPE}"${close}}`;
+}
+
+/**
+ * Insert the entry after the last plugin: `,`, then the whitespace that
+ * introduces the last plugin (after its comma, or after `[`), then the
+ * entry. Uninstall removes exactly this: from the end of the plugin before
+ * the entry to the end of the entry.
+ */
+function insertEntry(text: string): string {
+  const arr = pluginsSpan(text) as Span;
+  const els = arr.elements ?? [];
+  const last = els.at(-1);
+  if (last === undefined) return text.slice(0, arr.start + 1) + entryLike(text, undefined) + text.slice(arr.start + 1);
+  const gap = text.slice(els.length > 1 ? (els.at(-2) as Span).end : arr.start + 1, last.start);
+  const lead = gap.slice(gap.indexOf(',') + 1);
+  return text.slice(0, last.end) + ',' + lead + entryLike(text, last) + text.slice(last.end);
+}
+
+/**
+ * Remove the plugins at the indices in `drop`, each with the separator that
+ * joins it to the nearest kept plugin before it (or, with none before, to
+ * the next kept one), so what insertEntry added disappears byte for byte.
+ */
+function removeEntries(text: string, drop: ReadonlySet<number>): string {
+  const arr = pluginsSpan(text) as Span;
+  const els = arr.elements ?? [];
+  const cuts: [number, number][] = [];
+  for (const [i, el] of els.entries()) {
+    if (!drop.has(i)) continue;
+    const prev = els.findLastIndex((_, j) => j < i && !drop.has(j));
+    if (prev >= 0) {
+      cuts.push([(els[prev] as Span).end, el.end]);
+      continue;
+    }
+    const next = els.findIndex((_, j) => j > i && !drop.has(j));
+    cuts.push([el.start, next >= 0 ? (els[next] as Span).start : (els.at(-1) as Span).end]);
+  }
+  // Cuts of neighbouring entries overlap: merge them, then cut from the back.
+  cuts.sort((x, y) => x[0] - y[0]);
+  const merged: [number, number][] = [];
+  for (const c of cuts) {
+    const top = merged.at(-1);
+    if (top && c[0] <= top[1]) top[1] = Math.max(top[1], c[1]);
+    else merged.push([c[0], c[1]]);
+  }
+  let out = text;
+  for (const [x, y] of merged.reverse()) out = out.slice(0, x) + out.slice(y);
+  return out;
+}
 
 export function formatJson(doc: Json): string {
   return JSON.stringify(doc, null, 2) + '\n';
@@ -133,7 +290,13 @@ function errorOffset(text: string): number {
 }
 
 function describeJsonError(text: string): string {
-  const pos = errorOffset(text);
+  let pos: number;
+  try {
+    pos = errorOffset(text);
+  } catch {
+    // The recogniser recurses: input nested deeper than the stack allows gets no position.
+    return 'invalid JSON (nested too deeply to say where)';
+  }
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
   const column = pos - before.lastIndexOf('\n');
@@ -233,9 +396,9 @@ function pluginObjects(doc: JsonObject): Result<JsonObject[], EditError> {
   return ok(out);
 }
 
-const tooLarge = (tok: string, verb: 'add' | 'remove'): EditError => ({
+const tooLarge = (tok: string): EditError => ({
   kind: 'invalid-config',
-  message: `the integer ${tok} is too large to rewrite exactly; ${verb} {"type": "${JANITOR_TYPE}"} by hand`,
+  message: `the integer ${tok} is too large to rewrite exactly; write the conflist by hand`,
 });
 
 /**
@@ -267,9 +430,7 @@ export function planInstall(text: string, kind: FileKind, named: boolean): Resul
   if (problem) return ok({ action: 'skip', reason: problem });
   const masq = list.map(masquerades).find((m) => m !== undefined);
   if (masq === undefined && !named) return ok({ action: 'skip', reason: noMasqReason(list) });
-  const big = unsafeInteger(text);
-  if (big) return fail(tooLarge(big, 'add'));
-  return ok({ action: 'add', text: formatJson({ ...doc, plugins: [...list, { ...JANITOR_ENTRY }] }), masq });
+  return ok({ action: 'add', text: insertEntry(text), masq });
 }
 
 function planSingle(text: string, doc: JsonObject, named: boolean): Result<InstallPlan, EditError> {
@@ -283,7 +444,7 @@ function planSingle(text: string, doc: JsonObject, named: boolean): Result<Insta
   const masq = masquerades(doc);
   if (masq === undefined && !named) return ok({ action: 'skip', reason: noMasqReason([doc]) });
   const big = unsafeInteger(text);
-  if (big) return fail(tooLarge(big, 'add'));
+  if (big) return fail(tooLarge(big));
   // libcni's ConfListFromConf makes the same list: name and version move up, the plugin keeps the rest.
   const { cniVersion, name, ...plugin } = doc;
   const head: JsonObject = {};
@@ -316,7 +477,6 @@ export function planUninstall(text: string, kind: FileKind): Result<UninstallPla
     const keys = [...new Set(edited.flatMap((p) => Object.keys(p as JsonObject).filter((k) => k !== 'type')))];
     return ok({ action: 'keep', reason: `the masq-janitor entry has settings install does not write (${keys.join(', ')}); remove it by hand` });
   }
-  const big = unsafeInteger(text);
-  if (big) return fail(tooLarge(big, 'remove'));
-  return ok({ action: 'remove', text: formatJson({ ...doc, plugins: plugins.filter((p) => !isInstalledEntry(p)) }), removed, kept: edited.length });
+  const drop = new Set(plugins.flatMap((p, i) => (isInstalledEntry(p) ? [i] : [])));
+  return ok({ action: 'remove', text: removeEntries(text, drop), removed, kept: edited.length });
 }

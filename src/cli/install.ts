@@ -5,6 +5,8 @@ import { BACKUP_SUFFIX, BINARY_NAME, installBinary, readSnapshot, removeBinary, 
 import { DEFAULT_STATE_DIR, scanCache } from './cni-cache.js';
 import { configFiles } from './conf-dir.js';
 import { describeProblem, janitorEntries } from './entries.js';
+import { nodeDirs, k3sNothingToDo, RUNTIME_HELP } from './k3s.js';
+import { describeParseError, jsonCollector, usageError } from './usage.js';
 import { kindOfFile, planInstall, planUninstall, type FileKind } from './conflist-edit.js';
 import { stdio, type Io } from './output.js';
 import { probeVersion } from './probe.js';
@@ -28,7 +30,9 @@ Copies masq-janitor into the CNI bin dir, then appends {"type": "masq-janitor"}
 as the last plugin of each network list in the conf dir that has a bridge or
 ptp plugin with "ipMasq": true, or of each FILE named. Running it again
 changes nothing. Each edited file is replaced atomically, keeps its mode and
-owner, and its previous content is kept as <file>${BACKUP_SUFFIX}.
+owner, and its content from before the first install is kept as
+<file>${BACKUP_SUFFIX}. Only the entry's bytes are inserted: the rest of the
+file keeps its formatting.
 A .conf file holds one plugin and cannot chain: install prints the .conflist
 that would replace it and changes nothing. A masq-janitor entry already
 present is validated as the plugin would; an invalid one is an error.
@@ -49,6 +53,7 @@ options:
                    runtimes give plugins (systemd's default PATH; no PATH at all)
   --skip-binary    leave the bin dir alone; only edit configs
   --dry-run        print what would change; change nothing
+${RUNTIME_HELP}  --json           print the report as one JSON document on stdout
   -h, --help       this text
 
 Prints one line per file: added, already present, or skipped with the reason.
@@ -59,8 +64,9 @@ const UNINSTALL_HELP = `usage: masq-janitor uninstall [options] [FILE...]
 
 Removes the {"type": "masq-janitor"} entry that install appended from each
 network list in the conf dir, or from each FILE named. An entry with settings
-added by hand (logLevel, ...) is not install's and stays. Same atomic
-replacement and <file>${BACKUP_SUFFIX} backup as install.
+added by hand (logLevel, ...) is not install's and stays. Exactly the bytes
+install inserted are removed, atomically; <file>${BACKUP_SUFFIX} is deleted
+once the file is byte-identical to it again.
 
 options:
   --conf-dir DIR    the CNI conf dir (default ${DEFAULT_CONF_DIR}); not together with FILEs
@@ -72,6 +78,7 @@ options:
                     Needs the conf dir scan, so not together with FILEs
   --state-dir DIR   libcni's cache dir (default ${DEFAULT_STATE_DIR})
   --dry-run         print what would change; change nothing
+${RUNTIME_HELP}  --json            print the report as one JSON document on stdout
   -h, --help        this text
 `;
 
@@ -79,6 +86,9 @@ const COMMON = {
   'conf-dir': { type: 'string' },
   'bin-dir': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  runtime: { type: 'string' },
+  root: { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -98,8 +108,7 @@ function parse<O extends typeof INSTALL_OPTIONS | typeof UNINSTALL_OPTIONS>(
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    io.err(`masq-janitor ${cmd}: ${(e as Error).message}\n\n${help}`);
-    return { ok: false, code: 2 };
+    return { ok: false, code: usageError(io, cmd, describeParseError(e, options)) };
   }
   const values = parsed.values as { help?: boolean; 'conf-dir'?: string };
   if (values.help) {
@@ -107,8 +116,7 @@ function parse<O extends typeof INSTALL_OPTIONS | typeof UNINSTALL_OPTIONS>(
     return { ok: false, code: 0 };
   }
   if (values['conf-dir'] !== undefined && parsed.positionals.length > 0) {
-    io.err(`masq-janitor ${cmd}: give either --conf-dir or FILEs, not both\n\n${help}`);
-    return { ok: false, code: 2 };
+    return { ok: false, code: usageError(io, cmd, 'give either --conf-dir or FILEs, not both') };
   }
   return { ok: true, values: parsed.values, files: parsed.positionals };
 }
@@ -268,23 +276,35 @@ async function installOne(t: Target, dryRun: boolean, io: Io): Promise<boolean> 
         io.out(`${t.path}: would add (${after})\n`);
         return true;
       }
-      const w = await replaceWithBackup(snap.value, p.text);
+      const w = await replaceWithBackup(snap.value, p.text, 'first');
       if (!w.ok) {
         io.err(`${t.path}: error: ${w.error.message}\n`);
         return false;
       }
-      io.out(`${t.path}: added (${after}; previous content in ${basename(w.value.backup)})\n`);
+      const bak = w.value.outcome === 'kept' ? 'content from before the first install kept in' : 'previous content in';
+      io.out(`${t.path}: added (${after}; ${bak} ${basename(w.value.backup)})\n`);
       return true;
     }
   }
+}
+
+/** `--json`: run the command on a collecting Io, then print its report as one document. */
+async function asJson(cmd: string, argv: string[], io: Io, run: (argv: string[], io: Io) => Promise<number>): Promise<number> {
+  const collect = jsonCollector(cmd);
+  const code = await run(argv.filter((a) => a !== '--json'), collect);
+  io.out(JSON.stringify(collect.report(code), null, 2) + '\n');
+  return code;
 }
 
 export async function install(argv: string[], io: Io = stdio): Promise<number> {
   const args = parse('install', argv, INSTALL_OPTIONS, INSTALL_HELP, io);
   if (!args.ok) return args.code;
   const v = args.values;
-  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
-  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  if (v.json) return asJson('install', argv, io, install);
+  const dirs = await nodeDirs(v, args.files.length > 0, DEFAULT_CONF_DIR, DEFAULT_BIN_DIR);
+  if (!dirs.ok) return usageError(io, 'install', dirs.error);
+  if (dirs.value.note) io.err(dirs.value.note);
+  const { confDir, binDir } = dirs.value;
   const dryRun = v['dry-run'] ?? false;
   // The binary first: a config naming a plugin the runtime cannot find fails every container start.
   if (v['skip-binary']) {
@@ -297,7 +317,11 @@ export async function install(argv: string[], io: Io = stdio): Promise<number> {
     const list = await targets(confDir, args.files, io);
     if (!list) return 1;
     let good = true;
-    for (const t of list) good = (await installOne(t, dryRun, io)) && good;
+    let chained = false;
+    // Whether any file carries the janitor now: on k3s, none usually does, and that needs saying.
+    const seen: Io = { out: (t) => ((chained ||= /: (added|already present|would add)\b/.test(t)), io.out(t)), err: io.err };
+    for (const t of list) good = (await installOne(t, dryRun, seen)) && good;
+    if (good && !chained && dirs.value.k3s) io.out(k3sNothingToDo(dirs.value.k3s));
     return good ? 0 : 1;
   });
   return code ?? 1;
@@ -334,12 +358,13 @@ async function uninstallOne(t: Target, dryRun: boolean, io: Io): Promise<Uninsta
         io.out(`${t.path}: would remove${kept}\n`);
         return { ok: true, referenced: p.kept > 0 };
       }
-      const w = await replaceWithBackup(snap.value, p.text);
+      const w = await replaceWithBackup(snap.value, p.text, 'restore');
       if (!w.ok) {
         io.err(`${t.path}: error: ${w.error.message}\n`);
         return { ok: false, referenced: true };
       }
-      io.out(`${t.path}: removed (previous content in ${basename(w.value.backup)}${kept})\n`);
+      const bak = w.value.outcome === 'removed' ? `back to its original bytes; ${basename(w.value.backup)} removed` : 'no backup written';
+      io.out(`${t.path}: removed (${bak}${kept})\n`);
       return { ok: true, referenced: p.kept > 0 };
     }
   }
@@ -349,12 +374,14 @@ export async function uninstall(argv: string[], io: Io = stdio): Promise<number>
   const args = parse('uninstall', argv, UNINSTALL_OPTIONS, UNINSTALL_HELP, io);
   if (!args.ok) return args.code;
   const v = args.values;
+  if (v.json) return asJson('uninstall', argv, io, uninstall);
   if (v['remove-binary'] && args.files.length > 0) {
-    io.err(`masq-janitor uninstall: --remove-binary checks the whole conf dir first; use it with --conf-dir, not with FILEs\n\n${UNINSTALL_HELP}`);
-    return 2;
+    return usageError(io, 'uninstall', '--remove-binary checks the whole conf dir first; use it with --conf-dir, not with FILEs');
   }
-  const confDir = resolve(v['conf-dir'] ?? DEFAULT_CONF_DIR);
-  const binDir = resolve(v['bin-dir'] ?? DEFAULT_BIN_DIR);
+  const dirs = await nodeDirs(v, args.files.length > 0, DEFAULT_CONF_DIR, DEFAULT_BIN_DIR);
+  if (!dirs.ok) return usageError(io, 'uninstall', dirs.error);
+  if (dirs.value.note) io.err(dirs.value.note);
+  const { confDir, binDir } = dirs.value;
   const dryRun = v['dry-run'] ?? false;
   const edited = await underRuntimeLocks(confDir, args.files, io, async () => {
     const list = await targets(confDir, args.files, io);

@@ -13,6 +13,9 @@ import type { JanitorError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { looksLikeStateDir, readRecords, type Records } from '../records/recorded.js';
 import { sweepSelection } from '../records/selections.js';
+import { MASQ_CHAIN_PATTERN, parseIptablesComment } from '../identity.js';
+import { jumpOwner } from '../backends/iptables/plan.js';
+import { renderMetrics, writeMetricsFile, type SweepCounts, type SweepSummary } from './metrics.js';
 import { describeIptables, describeNft, renderTable, type OrphanRow } from './orphans.js';
 import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
@@ -33,6 +36,8 @@ reservations (<state-dir>/networks). Dry run by default.
                     records, so container starts in flight get recorded first
                     (use it when sweeping a busy host periodically; default 0,
                     at most ${3600})
+  --metrics-file PATH  write the outcome as a Prometheus textfile (node_exporter's
+                    textfile collector), replaced atomically
   --config FILE     a conflist or plugin config whose masq-janitor entry gives
                     lockWait, and logFile/logLevel for a record of what --apply removed
   -h, --help        this text
@@ -50,8 +55,12 @@ const err = (s: string): void => stdio.err(s);
 
 interface Table<S, P> {
   readonly backend: Backend<S, P>;
+  /** `iptables-nft`, `iptables-legacy`, `nft`: the metrics' backend label. */
+  readonly kind: string;
   readonly snapshot: S | undefined;
   readonly describe: (snapshot: S, plan: P, why: string) => OrphanRow[];
+  /** Every attachment this table holds state of, as `network/containerId`. */
+  readonly holders: (snapshot: S) => ReadonlySet<string>;
 }
 
 type AnyTable = Table<Snapshot, IptablesPlan> | Table<readonly NftRule[], NftPlan>;
@@ -68,6 +77,7 @@ export async function sweep(argv: string[]): Promise<number> {
         network: { type: 'string' },
         config: { type: 'string' },
         settle: { type: 'string', default: '0' },
+        'metrics-file': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -105,6 +115,12 @@ export async function sweep(argv: string[]): Promise<number> {
   const path = effectivePath(process.env);
   const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
   const { rows, totals, looked, errors, removed } = report;
+  const metricsFile = values['metrics-file'];
+  if (metricsFile !== undefined) {
+    const summary: SweepSummary = { finishedAtMs: Date.now(), durationMs: Date.now() - started, applied: values.apply, errors: errors.length, counts: report.counts };
+    const w = await writeMetricsFile(metricsFile, renderMetrics(summary));
+    if (!w.ok) err(`masq-janitor sweep: metrics not written: ${w.error.message}\n`);
+  }
   if (!values.apply) {
     if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors }, null, 2) + '\n');
     else {
@@ -148,6 +164,8 @@ export interface SweepReport {
   readonly looked: { readonly tables: readonly string[]; readonly recorded: Records['counts']; readonly networks: readonly string[] };
   readonly errors: readonly string[];
   readonly removed: { readonly chains: number; readonly jumps: number; readonly nftRules: number; readonly transactions: number };
+  /** Per backend and network, for --metrics-file: orphans found and removed, attachments kept. */
+  readonly counts: readonly SweepCounts[];
 }
 
 /**
@@ -171,10 +189,10 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     const r = iptRead[i] as Awaited<ReturnType<typeof t.backend.read>>;
     note(r);
     const where = `${binary(t.xt, '')} v${t.xt.family}`;
-    return { backend: t.backend, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why) };
+    return { backend: t.backend, kind: `iptables-${t.xt.backend === 'unknown' ? t.xt.variant : t.xt.backend}`, snapshot: r.ok ? r.value : undefined, describe: (sn: Snapshot, p: IptablesPlan, why: string) => describeIptables(where, sn, p, why), holders: iptablesHolders };
   });
   note(nftRead);
-  tables.push({ backend: nft, snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why) });
+  tables.push({ backend: nft, kind: 'nft', snapshot: nftRead.ok ? nftRead.value : undefined, describe: (_s: readonly NftRule[], p: NftPlan, why: string) => describeNft(p, why), holders: (rules: readonly NftRule[]) => new Set(rules.flatMap((r) => (r.owner ? [`${r.owner.network}/${r.owner.containerId}`] : []))) });
   const present = tables.filter((t) => t.snapshot !== undefined);
 
   if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
@@ -189,7 +207,12 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
 
   const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
   const rows: OrphanRow[] = [];
-  for (const t of present) rows.push(...planRows(t, first.selection, why));
+  const perTable = new Map<AnyTable, OrphanRow[]>();
+  for (const t of present) {
+    const r = planRows(t, first.selection, why);
+    perTable.set(t, r);
+    rows.push(...r);
+  }
   if (network !== undefined && !first.records.networks.has(network) && !rows.some((r) => r.network === network)) {
     progress(`warning: no record and no state names network ${JSON.stringify(network)}; is the name right?`);
   }
@@ -201,7 +224,9 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
   };
   const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
   const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
-  if (!o.apply) return { rows, totals, looked, errors, removed };
+  const done = new Set<AnyTable>();
+  const counts = (): SweepCounts[] => present.flatMap((t) => countsOf(t, perTable.get(t) ?? [], done.has(t)));
+  if (!o.apply) return { rows, totals, looked, errors, removed, counts: counts() };
 
   for (const t of present) {
     // A retry reads this table and then the records again (per table: records read for another table's
@@ -221,8 +246,36 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     removed.jumps += r.value.removed.jumps;
     removed.nftRules += r.value.removed.rules;
     removed.transactions += r.value.removed.transactions;
+    done.add(t);
   }
-  return { rows, totals, looked, errors, removed };
+  return { rows, totals, looked, errors, removed, counts: counts() };
+}
+
+/** Attachments whose state an iptables snapshot holds: by their jumps, and by the comments in their chains. */
+function iptablesHolders(s: Snapshot): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const r of s.rules) {
+    const owner = jumpOwner(r) ?? (MASQ_CHAIN_PATTERN.test(r.chain) && r.comment !== undefined ? parseIptablesComment(r.comment) : undefined);
+    if (owner) out.add(`${owner.network}/${owner.containerId}`);
+  }
+  return out;
+}
+
+/**
+ * One table's metrics rows. A table whose transactions all succeeded
+ * removed what it found (a retry only ever removes less, and what it left
+ * is found again by the next sweep).
+ */
+function countsOf(t: AnyTable, rows: readonly OrphanRow[], applied: boolean): SweepCounts[] {
+  const holders = t.snapshot === undefined ? new Set<string>() : (t as Table<unknown, unknown>).holders(t.snapshot);
+  const found = new Map<string, Set<string>>();
+  for (const r of rows) found.set(r.network, (found.get(r.network) ?? new Set()).add(r.containerId));
+  const networks = new Set([...found.keys(), ...[...holders].map((h) => h.slice(0, h.indexOf('/')))]);
+  return [...networks].map((network) => {
+    const f = found.get(network)?.size ?? 0;
+    const all = [...holders].filter((h) => h.startsWith(`${network}/`)).length;
+    return { backend: t.kind, network, found: f, removed: applied ? f : 0, kept: Math.max(0, all - f) };
+  });
 }
 
 function planRows(t: AnyTable, selection: Selection, why: string): OrphanRow[] {

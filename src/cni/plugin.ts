@@ -76,6 +76,11 @@ async function teardown(inv: Invocation, world: World, complain: Complain): Prom
   const { parseTeardownConfig } = await import('./config.js');
   const parsed = parseTeardownConfig(inv.stdin);
   const envParsed = parseEnv(inv.env);
+  // An identity DEL cannot use means there is nothing it may remove: never an error, strict or not.
+  if (envParsed.ok && envParsed.value.identityProblem !== undefined) {
+    complain(`masq-janitor ${verb}: ${envParsed.value.identityProblem}; nothing to remove, exit 0 so the runtime's teardown goes on`);
+    return SUCCESS;
+  }
   const refusal = !envParsed.ok ? envParsed.error : parsed.problems[0];
   if (refusal !== undefined && parsed.strict) return errorOutcome(parsed.conf?.cniVersion ?? shownVersion, refusal);
   const problems = [...(envParsed.ok ? [] : [envParsed.error]), ...parsed.problems];

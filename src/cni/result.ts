@@ -48,11 +48,6 @@ export interface PrevResult {
   readonly ips: readonly PrevIp[];
 }
 
-/** Address with prefix, no zone ID, no leading zeros: the only text that may reach a rule spec. */
-export function isStrictCidr(s: string): boolean {
-  return Address.safeParse(s).success;
-}
-
 /** Validate a prevResult for the config's version; errors name the bad field. */
 export function parsePrevResult(input: unknown, version: SupportedVersion): Result<PrevResult, string> {
   const parsed = ResultShape.safeParse(input);

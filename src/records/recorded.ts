@@ -34,6 +34,8 @@ export interface Records {
   hasPrefix(network: string, containerIdPrefix: string): boolean;
   /** Networks any record names. */
   readonly networks: ReadonlySet<string>;
+  /** Every recorded (containerId, ifname) of a network. */
+  pairs(network: string): Iterable<readonly [string, string | undefined]>;
   /** `<path>: <why>` for entries kept as doubtful; never their contents. */
   readonly problems: readonly string[];
   readonly counts: { readonly cache: number; readonly reservations: number };
@@ -57,7 +59,7 @@ export function readEntry(path: string, max = MAX_ENTRY): Entry {
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, why: 'not a regular file' };
     if (st.size > max) return { ok: false, why: `larger than ${max} bytes` };
-    const buf = Buffer.alloc(Math.min(max, st.size) + 1);
+    const buf = Buffer.allocUnsafe(Math.min(max, st.size) + 1);
     let n = 0;
     for (;;) {
       const got = readSync(fd, buf, n, buf.length - n, null);
@@ -232,6 +234,9 @@ export function readRecords(stateDir: string, opts: ReadOptions = {}): Records {
     doubtful,
     hasPrefix: (network, prefix) => doubtNetworks.has(network) || anyStartsWith(sortedIds.get(network) ?? [], prefix) || anyStartsWith(sortedDoubts, `${network}-${prefix}`),
     networks,
+    *pairs(network) {
+      for (const id of ids.get(network) ?? []) for (const i of byPair.get(pairKey(network, id)) ?? []) yield [id, i.ifname] as const;
+    },
     problems,
     counts: { cache, reservations },
   };

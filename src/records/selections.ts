@@ -42,7 +42,8 @@ export function delSelection(me: Me, ev: DelEvidence): Selection {
   return {
     interfaceGone(ref) {
       if (!isMe(ref)) return false;
-      if (ref.instance !== undefined) return ref.instance === instance && (ref.truncated === true || ref.ifname === me.ifname);
+      // nft: the instance hash is sha512 of this interface's raw name and ID: it is the proof (the text may be cut or stripped).
+      if (ref.instance !== undefined) return ref.instance === instance;
       const source = ref.source === undefined ? undefined : parseCidr(ref.source);
       if (mine !== undefined && mine.length > 0) return source !== undefined && mine.some((ip) => covers(source, ip));
       // No prevResult: ours is whatever no other live interface of the container can claim.
@@ -73,7 +74,8 @@ export function gcSelection(network: string, valid: readonly ValidAttachment[], 
   return {
     interfaceGone(ref) {
       if (ref.network !== network) return false;
-      if (ref.instance !== undefined) return ref.truncated === true ? !validInstances.has(ref.instance) : !validPairs.has(`${ref.containerId}\u0000${ref.ifname ?? ''}`);
+      // A comment whose text does not hash to its instance names no identity GC could list: it stays.
+      if (ref.instance !== undefined) return ref.unverified !== true && !validInstances.has(ref.instance);
       if (!validIds.has(ref.containerId)) return true;
       const source = ref.source === undefined ? undefined : parseCidr(ref.source);
       if (source === undefined || records === undefined || records.doubtful(network, ref.containerId)) return false;
@@ -89,14 +91,31 @@ export function gcSelection(network: string, valid: readonly ValidAttachment[], 
 /** Sweep: what neither libcni's cache nor host-local records, per interface where the records can tell. */
 export function sweepSelection(records: Records, inScope: (network: string) => boolean): Selection {
   const recorded = (a: Attachment): boolean => records.has(a.network, a.containerId);
+  // nft rules name their interface by hash: the instance hashes of every recorded interface, built on first use.
+  let instances: Set<string> | undefined;
+  const recordedInstance = (instance: string): boolean => {
+    if (instances === undefined) {
+      instances = new Set();
+      for (const net of records.networks) for (const [id, ifname] of records.pairs(net)) if (ifname !== undefined) instances.add(nftInstancePrefix(net, ifname, id));
+    }
+    // The instance hash starts with the network's: membership is per network too.
+    return instances.has(instance);
+  };
   return {
     interfaceGone(ref) {
       if (!inScope(ref.network)) return false;
-      if (ref.truncated === true) return !records.hasPrefix(ref.network, ref.containerId);
+      if (ref.instance !== undefined || ref.ifname !== undefined) {
+        // Never by text we cannot verify: the rule stays until a DEL that knows its identity.
+        if (ref.unverified === true) return false;
+        if (ref.instance !== undefined && recordedInstance(ref.instance)) return false;
+        if (ref.truncated === true) return !records.hasPrefix(ref.network, ref.containerId);
+        if (records.doubtful(ref.network, ref.containerId)) return false;
+        // A record that does not name its interface (old host-local) keeps every interface of the container.
+        return !records.interfaces(ref.network, ref.containerId).some((i) => i.ifname === undefined || (ref.instance === undefined && i.ifname === ref.ifname));
+      }
       if (!recorded(ref)) return true;
       if (records.doubtful(ref.network, ref.containerId)) return false;
       const ifaces = records.interfaces(ref.network, ref.containerId);
-      if (ref.ifname !== undefined) return !ifaces.some((i) => i.ifname === undefined || i.ifname === ref.ifname);
       const source = ref.source === undefined ? undefined : parseCidr(ref.source);
       // A recorded container keeps a jump unless every record of it names its addresses, some of them in
       // this family (host-local records one file per address: a v4 record says nothing of v6), and none is this one.

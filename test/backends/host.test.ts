@@ -1,227 +1,307 @@
 import { describe, expect, it } from 'vitest';
-import { applySelection, applyToTable, chunkSize, readHostState, type HostState, type TableState } from '../../src/apply/selection.js';
-import { xtables } from '../../src/backends/xtables.js';
-import { chainName, nftComment, type Attachment } from '../../src/identity.js';
-import { planSelection } from '../../src/plan/iptables-plan.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
-import { planNftGc, planNftSelection } from '../../src/plan/nft-plan.js';
-import { parseNftListing, type NftRule } from '../../src/plan/nft-rules.js';
-import { renderRestore } from '../../src/plan/restore-text.js';
-import { fakeRunner, type Call } from '../support/fake-runner.js';
-import { applyRestore, bridgeRules, toSave, type NatModel } from '../support/nat-model.js';
+import { converge, NONE_REMOVED, type Attempt, type Backend, type Removed } from '../../src/backends/backend.js';
+import { parseSave, type Snapshot } from '../../src/backends/iptables/parse.js';
+import { doomedBy, isEmptyPlan, planIptables, type IptablesPlan } from '../../src/backends/iptables/plan.js';
+import { renderRestore } from '../../src/backends/iptables/render.js';
+import type { Selection } from '../../src/backends/selection.js';
+import { janitorError, type ErrorKind, type JanitorError } from '../../src/errors.js';
+import { chainName, type Attachment } from '../../src/identity.js';
+import { applyRestore, bridgeRules, RestoreError, toSave, type NatModel } from '../support/nat-model.js';
 
-const att = (containerId: string, network = 'bridge'): Attachment => ({ network, containerId });
-const A = att('c-a');
-const B = att('c-b');
-const C = att('c-c', 'podman');
+/**
+ * converge() against tiny in-memory backends: one over a set of owned items
+ * (to see exactly what each attempt reads, plans and applies), and one over
+ * the nat model with the real iptables planner (to see a table that moves
+ * between read and apply).
+ */
 
-function model(...as: Attachment[]): NatModel {
-  const parts = as.map((a, i) => bridgeRules(a, `10.4.0.${i + 2}`, '10.4.0.0/24'));
-  return { chains: parts.map((p) => p.chain), rules: parts.flatMap((p) => p.rules) };
+type Item = string; // `<containerId>:<n>`
+interface SetPlan {
+  readonly items: readonly Item[];
 }
 
-function nftListing(entries: { handle: number; network: string; ifname: string; id: string }[]): string {
-  return JSON.stringify({
-    nftables: [
-      { metainfo: { version: '1.0.6', release_name: 'Lester Gooch #5', json_schema_version: 1 } },
-      ...entries.map((e) => ({
-        rule: { family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle: e.handle, comment: nftComment(e.network, e.ifname, e.id), expr: [{ masquerade: null }] },
-      })),
-    ],
-  });
+const owner = (i: Item): string => i.split(':')[0] as string;
+const ref = (containerId: string) => ({ network: 'n', containerId });
+
+interface Script {
+  table: Set<Item>;
+  /** The error (if any) of the n-th apply, 1-based (the speculative apply counts). */
+  applyErrors?: Record<number, ErrorKind | { kind: ErrorKind; final: true }>;
+  readError?: Record<number, ErrorKind | 'absent'>;
+  /** Runs after each read: the host moves on. */
+  afterRead?: (n: number, table: Set<Item>) => void;
 }
 
-const NO_TABLE = { exitCode: 1, stderr: 'Error: No such file or directory\nlist chain inet cni_plugins_masquerade masq_checks\n                ^^^^^^^^^^^^^^^^^^^^^^\n' };
-const isRestore = (c: Call): boolean => c.file.endsWith('-restore');
-const noop = (): void => {};
+interface Log {
+  reads: Attempt[];
+  plans: { attempt: Attempt; within: SetPlan | undefined; plan: SetPlan }[];
+  applies: SetPlan[];
+}
 
-describe('chunkSize', () => {
-  it('batches legacy big (it pays per batch) and iptables-nft small (deletes grow super-linearly)', () => {
-    expect(chunkSize(xtables(4, 'legacy'))).toBe(20_000);
-    expect(chunkSize(xtables(6, 'legacy'))).toBe(20_000);
-    expect(chunkSize(xtables(4, 'nft'))).toBe(1_000);
-    expect(chunkSize(xtables(4))).toBe(1_000);
+function setBackend(s: Script): Backend<ReadonlySet<Item>, SetPlan> & { log: Log } {
+  const log: Log = { reads: [], plans: [], applies: [] };
+  return {
+    where: 'memory',
+    log,
+    async read(attempt) {
+      log.reads.push(attempt);
+      const e = s.readError?.[log.reads.length];
+      if (e === 'absent') return { ok: true, value: undefined };
+      if (e !== undefined) return { ok: false, error: janitorError(e, `read ${e}`) };
+      const snapshot = new Set(s.table);
+      s.afterRead?.(log.reads.length, s.table);
+      return { ok: true, value: snapshot };
+    },
+    plan(snapshot, selection, attempt, within) {
+      const plan = { items: [...snapshot].filter((i) => (within === undefined || within.items.includes(i)) && selection.interfaceGone(ref(owner(i)))) };
+      log.plans.push({ attempt, within, plan });
+      return plan;
+    },
+    isEmpty: (p) => p.items.length === 0,
+    async apply(plan) {
+      log.applies.push(plan);
+      const e = s.applyErrors?.[log.applies.length];
+      if (e !== undefined) {
+        const kind = typeof e === 'string' ? e : e.kind;
+        return { removed: NONE_REMOVED, error: janitorError(kind, `apply ${kind}`), ...(typeof e === 'string' ? {} : { final: true }) };
+      }
+      if (plan.items.some((i) => !s.table.has(i))) return { removed: NONE_REMOVED, error: janitorError('vanished', 'an item is gone') };
+      for (const i of plan.items) s.table.delete(i);
+      return { removed: { ...NONE_REMOVED, rules: plan.items.length, transactions: 1 } };
+    },
+  };
+}
+
+/** Evidence: which containers are recorded now; everything else is gone. */
+function evidenceOf(recorded: Set<string>): { calls: Attempt[]; evidence: (a: Attempt) => Promise<Selection> } {
+  const calls: Attempt[] = [];
+  return {
+    calls,
+    evidence: async (a) => {
+      calls.push(a);
+      const now = new Set(recorded);
+      return { interfaceGone: (r) => !now.has(r.containerId), containerGone: (r) => !now.has(r.containerId) };
+    },
+  };
+}
+
+describe('converge', () => {
+  it('one attempt when the transaction succeeds: read, then evidence, plan, apply', async () => {
+    const b = setBackend({ table: new Set(['c1:1', 'c2:1']) });
+    const ev = evidenceOf(new Set(['c2']));
+    const r = await converge(b, ev.evidence, { firstWhole: false });
+    expect(r.ok && r.value.attempts).toBe(1);
+    expect(r.ok && r.value.removed.rules).toBe(1);
+    expect(b.log.applies).toEqual([{ items: ['c1:1'] }]);
+    expect(b.log.reads).toEqual([{ n: 1, whole: false, conservative: false }]);
+    expect(ev.calls).toEqual([{ n: 1, whole: false, conservative: false }]);
   });
-});
 
-describe('readHostState', () => {
-  it('reads the nft chain and every variant’s nat table', async () => {
-    const m = model(A);
-    const run = fakeRunner((file) => {
-      if (file === 'nft') return { stdout: nftListing([{ handle: 4, network: 'bridge', ifname: 'eth0', id: 'c-a' }]) };
-      if (file === 'iptables-legacy-save') return { stdout: toSave(m) };
-      return { stdout: toSave({ chains: [], rules: [] }) };
-    });
-    const state = await readHostState(run, [xtables(4, 'nft'), xtables(4, 'legacy'), xtables(6, 'nft')]);
-    expect(state.errors).toEqual([]);
-    expect(state.tables.map((t) => t.xt.base)).toEqual(['iptables-nft', 'iptables-legacy', 'ip6tables-nft']);
-    expect(state.tables[1]?.snapshot.chains.has(chainName(A))).toBe(true);
-    expect(state.nft?.map((r) => r.handle)).toEqual([4]);
-    expect(run.calls.map((c) => [c.file, ...c.args].join(' ')).sort()).toEqual([
-      'ip6tables-nft-save -t nat',
-      'iptables-legacy-save -t nat',
-      'iptables-nft-save -t nat',
-      'nft -j list chain inet cni_plugins_masquerade masq_checks',
+  it('firstWhole makes attempt 1 read the whole table', async () => {
+    const b = setBackend({ table: new Set(['c1:1']) });
+    await converge(b, evidenceOf(new Set()).evidence, { firstWhole: true });
+    expect(b.log.reads[0]).toEqual({ n: 1, whole: true, conservative: false });
+  });
+
+  it('a retry re-reads the table AND calls evidence again, whole and conservative', async () => {
+    const b = setBackend({ table: new Set(['c1:1']), applyErrors: { 1: 'failed' } });
+    const ev = evidenceOf(new Set());
+    const r = await converge(b, ev.evidence, { firstWhole: false });
+    expect(r.ok && r.value.attempts).toBe(2);
+    expect(b.log.reads.map((a) => a.n)).toEqual([1, 2]);
+    expect(ev.calls).toEqual([
+      { n: 1, whole: false, conservative: false },
+      { n: 2, whole: true, conservative: true },
     ]);
+    // Evidence comes after the table on every attempt: the planner sees the records read after its snapshot.
+    expect(b.log.plans[1]?.attempt.n).toBe(2);
   });
 
-  it('a missing nft table is no rules; a missing tool is silently nothing; a failing save is an error', async () => {
-    const run = fakeRunner((file) => {
-      if (file === 'nft') return NO_TABLE;
-      if (file === 'ip6tables-legacy-save') return { exitCode: undefined, notFound: true, stderr: 'spawn ip6tables-legacy-save ENOENT' };
-      if (file === 'iptables-legacy-save') return { exitCode: 1, stderr: 'iptables-legacy-save: something broke\n' };
-      return { stdout: toSave({ chains: [], rules: [] }) };
-    });
-    const state = await readHostState(run, [xtables(4, 'nft'), xtables(4, 'legacy'), xtables(6, 'legacy')]);
-    expect(state.nft).toEqual([]);
-    expect(state.tables.map((t) => t.xt.base)).toEqual(['iptables-nft']);
-    expect(state.errors).toHaveLength(1);
-    expect(state.errors[0]).toMatch(/iptables-legacy.*exit 1/);
+  it('a record that appears during the retry keeps its container (issue 9 failure 1)', async () => {
+    const recorded = new Set<string>();
+    const table = new Set(['dead:1', 'new:1']);
+    // `new` was starting at the first look (rules written, records not yet): attempt 1 dooms it, and its
+    // transaction fails; its records are written by the time the retry reads the table again.
+    const b = setBackend({ table, applyErrors: { 1: 'vanished' }, afterRead: (n) => n === 2 && recorded.add('new') });
+    const ev = evidenceOf(recorded);
+    const r = await converge(b, ev.evidence, { firstWhole: true });
+    expect(r.ok).toBe(true);
+    expect(b.log.applies[0]).toEqual({ items: ['dead:1', 'new:1'] });
+    expect(b.log.applies.at(-1)).toEqual({ items: ['dead:1'] });
+    expect(table.has('new:1')).toBe(true);
   });
 
-  it('no nft binary leaves nft undefined without an error; unreadable nft output is an error', async () => {
-    const missing = await readHostState(fakeRunner((file) => (file === 'nft' ? { exitCode: undefined, notFound: true } : undefined)), []);
-    expect(missing.nft).toBeUndefined();
-    expect(missing.errors).toEqual([]);
-    const garbled = await readHostState(fakeRunner((file) => (file === 'nft' ? { stdout: '{"nftables": [' } : undefined)), []);
-    expect(garbled.nft).toBeUndefined();
-    expect(garbled.errors[0]).toMatch(/unreadable JSON/);
-  });
-});
-
-describe('applyToTable', () => {
-  const doomedA = (a: Attachment): boolean => a.containerId === 'c-a';
-
-  it('applies the selection as one restore transaction with the lock wait', async () => {
-    const m = model(A, B, C);
-    const state: TableState = { xt: xtables(4, 'legacy'), snapshot: parseSave(toSave(m)) };
-    const run = fakeRunner();
-    const r = await applyToTable(run, state, doomedA, 7, noop);
-    expect(r).toEqual({ ok: true, value: { table: 'iptables-legacy nat', jumps: 1, chains: 1, transactions: 1 } });
-    expect(run.calls).toHaveLength(1);
-    expect(run.calls[0]?.file).toBe('iptables-legacy-restore');
-    expect(run.calls[0]?.args).toEqual(['-w', '7', '--noflush']);
-    expect(run.calls[0]?.input).toBe(renderRestore(planSelection(state.snapshot, doomedA)));
-    expect(applyRestore(m, run.calls[0]?.input ?? '')).toEqual({ chains: m.chains.filter((c) => c !== chainName(A)), rules: m.rules.filter((l) => !l.includes(chainName(A))) });
+  it('a retry never dooms what attempt 1 did not (within), even if the evidence now dooms it', async () => {
+    const table = new Set(['a:1']);
+    // After attempt 1 read, b's state appears and nothing records it.
+    const b = setBackend({ table, applyErrors: { 1: 'failed' }, afterRead: (n, t) => n === 1 && t.add('b:1') });
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: true });
+    expect(r.ok).toBe(true);
+    expect(b.log.plans[1]?.within).toEqual({ items: ['a:1'] });
+    expect(b.log.applies.at(-1)).toEqual({ items: ['a:1'] });
+    expect(table.has('b:1')).toBe(true);
+    for (const p of b.log.plans.slice(1)) for (const i of p.plan.items) expect(b.log.plans[0]?.plan.items).toContain(i);
   });
 
-  it('does nothing (no process) when nothing is selected', async () => {
-    const run = fakeRunner();
-    const r = await applyToTable(run, { xt: xtables(4), snapshot: parseSave(toSave(model(B))) }, doomedA, 5, noop);
-    expect(r).toEqual({ ok: true, value: { table: 'iptables nat', jumps: 0, chains: 0, transactions: 0 } });
-    expect(run.calls).toEqual([]);
-  });
-
-  it('a failed batch re-reads the table and re-plans what is left', async () => {
-    const stale = model(A, B);
-    const fresh = model(B); // someone removed A, added nothing: B is left, and still doomed
-    let restores = 0;
-    const run = fakeRunner((file) => {
-      if (file.endsWith('-restore')) return ++restores === 1 ? { exitCode: 1, stderr: 'iptables-restore: line 4 failed\n' } : undefined;
-      if (file.endsWith('-save')) return { stdout: toSave(fresh) };
-      return undefined;
-    });
-    const progress: string[] = [];
-    const r = await applyToTable(run, { xt: xtables(4, 'nft'), snapshot: parseSave(toSave(stale)) }, () => true, 5, (l) => progress.push(l));
-    expect(r).toEqual({ ok: true, value: { table: 'iptables-nft nat', jumps: 1, chains: 1, transactions: 1 } });
-    expect(run.calls.map((c) => c.file)).toEqual(['iptables-nft-restore', 'iptables-nft-save', 'iptables-nft-restore']);
-    expect(run.calls[2]?.input).toContain(chainName(B));
-    expect(run.calls[2]?.input).not.toContain(chainName(A));
-    expect(progress.join('\n')).toMatch(/re-reading the table/);
-  });
-
-  it('gives up after three failed batches, with the last error', async () => {
-    const run = fakeRunner((file) => (file.endsWith('-restore') ? { exitCode: 2, stderr: 'boom\n' } : { stdout: toSave(model(A)) }));
-    const r = await applyToTable(run, { xt: xtables(4, 'nft'), snapshot: parseSave(toSave(model(A))) }, () => true, 5, noop);
+  it.each(['lock', 'missing-tool'] as const)('%s on apply stops at once', async (kind) => {
+    const b = setBackend({ table: new Set(['c1:1']), applyErrors: { 1: kind } });
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: false });
     expect(r.ok).toBe(false);
-    expect(run.calls.filter(isRestore)).toHaveLength(3);
+    if (!r.ok) expect(r.error.kind).toBe(kind);
+    expect(b.log.applies).toHaveLength(1);
+    expect(b.log.reads).toHaveLength(1);
   });
 
-  it('a held xtables lock is not retried by re-reading', async () => {
-    const run = fakeRunner((file) => (file.endsWith('-restore') ? { exitCode: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n' } : undefined));
-    const r = await applyToTable(run, { xt: xtables(4, 'legacy'), snapshot: parseSave(toSave(model(A))) }, () => true, 5, noop);
-    expect(r).toMatchObject({ ok: false, error: { kind: 'lock' } });
-    expect(run.calls).toHaveLength(1);
+  it('lock on read stops at once; a missing tool on read means nothing to do (skipped)', async () => {
+    const locked = setBackend({ table: new Set(['c1:1']), readError: { 1: 'lock' } });
+    const r1 = await converge(locked, evidenceOf(new Set()).evidence, { firstWhole: false });
+    expect(!r1.ok && r1.error.kind).toBe('lock');
+    expect(locked.log.reads).toHaveLength(1);
+    const missing = setBackend({ table: new Set(['c1:1']), readError: { 1: 'missing-tool' } });
+    const ev = evidenceOf(new Set());
+    const r2 = await converge(missing, ev.evidence, { firstWhole: false });
+    expect(r2.ok && r2.value.skipped).toBe('read missing-tool');
+    expect(missing.log.applies).toHaveLength(0);
+    expect(ev.calls).toHaveLength(0);
   });
 
-  it('splits a large iptables-nft selection into complete transactions and reports progress', async () => {
-    const many = Array.from({ length: 2001 }, (_, i) => att(`c${i}`));
-    const parts = many.map((a, i) => bridgeRules(a, `10.${Math.floor(i / 250)}.${i % 250}.2`, '10.0.0.0/8'));
-    const m: NatModel = { chains: parts.map((p) => p.chain), rules: parts.flatMap((p) => p.rules) };
-    const run = fakeRunner();
-    const progress: string[] = [];
-    const r = await applyToTable(run, { xt: xtables(4, 'nft'), snapshot: parseSave(toSave(m)) }, () => true, 5, (l) => progress.push(l));
-    expect(r).toEqual({ ok: true, value: { table: 'iptables-nft nat', jumps: 2001, chains: 2001, transactions: 3 } });
-    // One line announcing the table, then one per transaction.
-    expect(progress[0]).toBe('iptables-nft nat: removing 2001 chains and 2001 jumps in 3 transactions');
-    expect(progress).toHaveLength(4);
-    // Applied in order, the transactions leave an empty table; each one is valid on its own.
-    let cur = m;
-    for (const c of run.calls) cur = applyRestore(cur, c.input ?? '');
-    expect(cur).toEqual({ chains: [], rules: [] });
+  it('an absent table is skipped; an empty plan applies nothing', async () => {
+    const absent = setBackend({ table: new Set(), readError: { 1: 'absent' } });
+    const r = await converge(absent, evidenceOf(new Set()).evidence, { firstWhole: false });
+    expect(r.ok && r.value.skipped).toBe('table absent');
+    const idle = setBackend({ table: new Set(['c1:1']) });
+    const r2 = await converge(idle, evidenceOf(new Set(['c1'])).evidence, { firstWhole: false });
+    expect(r2.ok && r2.value.removed).toEqual(NONE_REMOVED);
+    expect(idle.log.applies).toHaveLength(0);
+  });
+
+  it('gives up after `attempts` failed transactions with the last error', async () => {
+    const b = setBackend({ table: new Set(['c1:1']), applyErrors: { 1: 'failed', 2: 'vanished', 3: 'failed' } });
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: false, attempts: 3 });
+    expect(!r.ok && r.error).toEqual({ kind: 'failed', message: 'apply failed' });
+    expect(b.log.reads).toHaveLength(3);
+  });
+
+  it('a final failure (after the removal) is reported, not retried', async () => {
+    const b = setBackend({ table: new Set(['c1:1']), applyErrors: { 1: { kind: 'failed', final: true } } });
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: false });
+    expect(r.ok).toBe(false);
+    expect(b.log.reads).toHaveLength(1);
+  });
+
+  describe('speculative plan', () => {
+    it('is tried first, without reading; success ends there (attempts 0)', async () => {
+      const b = setBackend({ table: new Set(['c1:1']) });
+      const ev = evidenceOf(new Set());
+      const r = await converge(b, ev.evidence, { firstWhole: false, speculative: { items: ['c1:1'] } });
+      expect(r.ok && r.value.attempts).toBe(0);
+      expect(b.log.reads).toHaveLength(0);
+      expect(ev.calls).toHaveLength(0);
+    });
+
+    it('if the table is otherwise, the shell reads and plans from evidence', async () => {
+      const b = setBackend({ table: new Set(['c1:2']) });
+      const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: false, speculative: { items: ['c1:1'] } });
+      expect(r.ok && r.value.attempts).toBe(1);
+      expect(b.log.applies).toEqual([{ items: ['c1:1'] }, { items: ['c1:2'] }]);
+      // The speculative plan is no bound on what evidence may doom: it was made without looking.
+      expect(b.log.plans[0]?.within).toBeUndefined();
+    });
+
+    it('a lock on the speculative apply stops at once; an empty speculative plan is not applied', async () => {
+      const b = setBackend({ table: new Set(['c1:1']), applyErrors: { 1: 'lock' } });
+      const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: false, speculative: { items: ['c1:1'] } });
+      expect(!r.ok && r.error.kind).toBe('lock');
+      expect(b.log.reads).toHaveLength(0);
+      const e = setBackend({ table: new Set(['c1:1']) });
+      await converge(e, evidenceOf(new Set()).evidence, { firstWhole: false, speculative: { items: [] } });
+      expect(e.log.applies).toEqual([{ items: ['c1:1'] }]);
+    });
+  });
+
+  it('a `known` snapshot is used on attempt 1 only', async () => {
+    const table = new Set(['c1:1', 'c2:1']);
+    const b = setBackend({ table, applyErrors: { 1: 'failed' } });
+    const known: ReadonlySet<Item> = new Set(['c1:1']);
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: true, known });
+    expect(r.ok).toBe(true);
+    expect(b.log.reads.map((a) => a.n)).toEqual([2]);
+    expect(b.log.plans[0]?.plan).toEqual({ items: ['c1:1'] });
+    expect(r.ok && r.value.snapshot).toBe(known);
+    expect(table.has('c2:1')).toBe(true);
   });
 });
 
-describe('applySelection', () => {
-  const nftState = (rules: NftRule[]): NftRule[] => rules;
+// ---- the nat model as a stateful fake of iptables --------------------------
 
-  it('every table, then nft; one table failing does not stop the others', async () => {
-    const m = model(A, C);
-    const listing = nftListing([
-      { handle: 4, network: 'bridge', ifname: 'eth0', id: 'c-a' },
-      { handle: 5, network: 'podman', ifname: 'eth0', id: 'c-c' },
-    ]);
-    const state: HostState = {
-      tables: [
-        { xt: xtables(4, 'nft'), snapshot: parseSave(toSave(m)) },
-        { xt: xtables(4, 'legacy'), snapshot: parseSave(toSave(m)) },
-      ],
-      nft: nftState(parseNftListing(listing)),
-      errors: ['ip6tables-nft-save: earlier error'],
+function natBackend(state: { model: NatModel }, hooks: { afterRead?: (n: number) => void } = {}): Backend<Snapshot, IptablesPlan> & { reads: number } {
+  const b = {
+    where: 'model v4 nat',
+    reads: 0,
+    async read() {
+      b.reads++;
+      const s = parseSave(toSave(state.model));
+      hooks.afterRead?.(b.reads);
+      return { ok: true as const, value: s };
+    },
+    plan: (s: Snapshot, sel: Selection, a: Attempt, within: IptablesPlan | undefined) => planIptables(s, sel, { recreate: false, conservative: a.conservative }, within && doomedBy(within)),
+    isEmpty: isEmptyPlan,
+    async apply(plan: IptablesPlan): Promise<{ removed: Removed; error?: JanitorError }> {
+      try {
+        state.model = applyRestore(state.model, renderRestore(plan));
+        return { removed: { jumps: plan.jumps.length, chains: plan.chains.length, rules: 0, transactions: 1 } };
+      } catch (e) {
+        if (!(e instanceof RestoreError)) throw e;
+        return { removed: NONE_REMOVED, error: janitorError(/no such rule/.test(e.message) ? 'vanished' : 'failed', e.message) };
+      }
+    },
+  };
+  return b;
+}
+
+describe('converge over the nat model (the table moves between read and apply)', () => {
+  const at = (id: string): Attachment => ({ network: 'bridge', containerId: id });
+  const dead = bridgeRules(at('dead'), '10.0.0.2', '10.0.0.0/24');
+  const other = bridgeRules(at('other'), '10.0.0.3', '10.0.0.0/24');
+  const fresh = bridgeRules(at('new'), '10.0.0.4', '10.0.0.0/24');
+
+  it('a container that starts during a failed sweep keeps every rule; the orphan still goes', async () => {
+    const recorded = new Set(['other']);
+    const state = { model: { chains: [dead.chain, other.chain], rules: [...dead.rules, ...other.rules] } as NatModel };
+    const b = natBackend(state, {
+      afterRead: (n) => {
+        if (n !== 1) return;
+        // Between attempt 1's read and its apply: `other` is deleted by its own DEL (so -D fails), `new` starts.
+        state.model = { chains: [dead.chain, fresh.chain], rules: [...dead.rules, ...fresh.rules] };
+        recorded.delete('other');
+        recorded.add('new');
+      },
+    });
+    const sel = async (): Promise<Selection> => {
+      const now = new Set(recorded);
+      return { interfaceGone: (r) => !now.has(r.containerId), containerGone: (a) => !now.has(a.containerId) };
     };
-    const run = fakeRunner((file) => {
-      if (file === 'iptables-nft-restore') return { exitCode: 4, stderr: 'iptables-nft-restore: CHAIN_DEL failed (Device or resource busy)\n' };
-      if (file === 'iptables-nft-save') return { stdout: toSave(m) };
-      if (file === 'nft' && !run.calls.at(-1)?.args.includes('-f')) return { stdout: listing };
-      return undefined;
-    });
-    const doomed = (a: Attachment): boolean => a.network === 'bridge';
-    const out = await applySelection(run, state, doomed, (rules) => planNftGc(rules, 'bridge', []), 5);
-    expect(out.tables).toEqual([{ table: 'iptables-legacy nat', jumps: 1, chains: 1, transactions: 1 }]);
-    expect(out.nftRules).toBe(1);
-    expect(out.errors[0]).toBe('ip6tables-nft-save: earlier error');
-    expect(out.errors[1]).toMatch(/iptables-nft.*CHAIN_DEL failed/);
-    const nftDelete = run.calls.find((c) => c.file === 'nft' && c.args.includes('-f'));
-    expect(nftDelete?.input).toBe('delete rule inet cni_plugins_masquerade masq_checks handle 4\n');
+    const r = await converge(b, sel, { firstWhole: true });
+    expect(r.ok).toBe(true);
+    expect(r.ok && r.value.attempts).toBe(2);
+    expect(state.model).toEqual({ chains: [fresh.chain], rules: fresh.rules });
   });
 
-  it('never runs nft when its plan is empty, nor when there is no nft', async () => {
-    const listing = nftListing([{ handle: 4, network: 'podman', ifname: 'eth0', id: 'c-c' }]);
-    const run = fakeRunner();
-    const out = await applySelection(run, { tables: [], nft: parseNftListing(listing), errors: [] }, () => true, (r) => planNftGc(r, 'bridge', []), 5);
-    expect(out).toEqual({ tables: [], nftRules: 0, errors: [] });
-    const out2 = await applySelection(run, { tables: [], nft: undefined, errors: [] }, () => true, (r) => planNftSelection(r, () => true), 5);
-    expect(out2).toEqual({ tables: [], nftRules: 0, errors: [] });
-    expect(run.calls).toEqual([]);
-  });
-
-  it('a handle that vanished between list and delete is re-listed and re-planned', async () => {
-    const before = nftListing([
-      { handle: 4, network: 'bridge', ifname: 'eth0', id: 'c-a' },
-      { handle: 5, network: 'bridge', ifname: 'eth0', id: 'c-b' },
-    ]);
-    const after = nftListing([{ handle: 5, network: 'bridge', ifname: 'eth0', id: 'c-b' }]);
-    // Handle 4 is already gone from the kernel; any listing taken now shows that.
-    const run = fakeRunner((file, args, input) => {
-      if (file !== 'nft') return undefined;
-      if (args.includes('-f')) return input?.includes('handle 4') ? { exitCode: 1, stderr: "Error: Could not process rule: No such file or directory\ndelete rule inet cni_plugins_masquerade masq_checks handle 4\n" } : undefined;
-      return { stdout: after };
+  it('even with evidence that never learns of the new container, within keeps it', async () => {
+    const state = { model: { chains: [dead.chain, other.chain], rules: [...dead.rules, ...other.rules] } as NatModel };
+    const b = natBackend(state, {
+      afterRead: (n) => {
+        // dead's jump vanishes (a concurrent DEL), so attempt 1 fails; `new` starts, unrecorded by this evidence.
+        if (n === 1) state.model = { chains: [dead.chain, other.chain, fresh.chain], rules: [...dead.rules.slice(1), ...fresh.rules, ...other.rules] };
+      },
     });
-    const out = await applySelection(run, { tables: [], nft: parseNftListing(before), errors: [] }, () => true, (r) => planNftGc(r, 'bridge', []), 5);
-    expect(out).toEqual({ tables: [], nftRules: 1, errors: [] });
-    expect(run.calls.filter((c) => c.args.includes('-f')).map((c) => c.input)).toEqual([
-      'delete rule inet cni_plugins_masquerade masq_checks handle 4\ndelete rule inet cni_plugins_masquerade masq_checks handle 5\n',
-      'delete rule inet cni_plugins_masquerade masq_checks handle 5\n',
-    ]);
+    // Stale evidence: only `other` recorded, ever.
+    const stale = async (): Promise<Selection> => ({ interfaceGone: (r) => r.containerId !== 'other', containerGone: (a) => a.containerId !== 'other' });
+    const r = await converge(b, stale, { firstWhole: true });
+    expect(r.ok).toBe(true);
+    expect(r.ok && r.value.attempts).toBe(2);
+    expect(state.model.rules).toEqual(expect.arrayContaining(fresh.rules));
+    expect(state.model.chains).toContain(chainName(at('new')));
+    expect(state.model.rules.some((l) => l.includes(dead.chain))).toBe(false);
   });
 });

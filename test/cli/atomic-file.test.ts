@@ -60,7 +60,7 @@ describe('replaceWithBackup', () => {
     const snap = await readSnapshot(p);
     if (!snap.ok) throw new Error(snap.error.message);
     const r = await replaceWithBackup(snap.value, 'new\n');
-    expect(r).toEqual({ ok: true, value: { backup: p + BACKUP_SUFFIX } });
+    expect(r).toEqual({ ok: true, value: { backup: p + BACKUP_SUFFIX, outcome: 'written' } });
     expect(await readFile(p, 'utf8')).toBe('new\n');
     expect(await readFile(p + BACKUP_SUFFIX, 'utf8')).toBe('old\n');
     expect(await mode(p)).toBe(0o640);
@@ -123,7 +123,7 @@ describe('case 6: a runtime rewrite that lands between the check and the rename 
     const snap = await readSnapshot(p);
     if (!snap.ok) throw new Error(snap.error.message);
     // The hook fires after the last content check, right before the rename.
-    const r = await replaceWithBackup(snap.value, 'new\n', { beforeRename: async () => void (await write(p)) });
+    const r = await replaceWithBackup(snap.value, 'new\n', 'always', { beforeRename: async () => void (await write(p)) });
     expect(r.ok ? 'written' : r.error.kind).toBe('changed');
     if (!r.ok) expect(r.error.message).toMatch(/changed while editing, left alone/);
     expect(await readFile(p, 'utf8')).toBe('runtime');

@@ -343,7 +343,7 @@ describe('uninstall', () => {
 
     const r = await run(uninstall, '--conf-dir', conf, '--bin-dir', bin, '--state-dir', join(dir, 'no-state'), '--remove-binary');
     expect(r.code).toBe(0);
-    expect(r.out).toContain(`${conf}/10-containerd-net.conflist: removed (previous content in 10-containerd-net.conflist${BACKUP_SUFFIX})\n`);
+    expect(r.out).toContain(`${conf}/10-containerd-net.conflist: removed (back to its original bytes; 10-containerd-net.conflist${BACKUP_SUFFIX} removed)\n`);
     expect(r.out.endsWith(`${bin}/masq-janitor: removed\n`)).toBe(true);
     for (const [f, doc] of Object.entries(originals)) expect(JSON.parse(await readFile(join(conf, f), 'utf8'))).toEqual(doc);
     // nerdctl writes 2-space JSON itself: its file comes back byte for byte.

@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { chainName, iptablesComment, nftComment, type Attachment } from '../../src/identity.js';
-import { planSelection } from '../../src/plan/iptables-plan.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
-import { planNftSelection } from '../../src/plan/nft-plan.js';
-import { parseNftListing } from '../../src/plan/nft-rules.js';
-import { describeIptables, describeNft, renderTable, type OrphanRow } from '../../src/plan/orphans.js';
+import { parseSave, type Snapshot } from '../../src/backends/iptables/parse.js';
+import { planIptables, type IptablesPlan } from '../../src/backends/iptables/plan.js';
+import { parseNftListing, type NftRule } from '../../src/backends/nft/parse.js';
+import { planNft, type NftPlan } from '../../src/backends/nft/plan.js';
+import type { InterfaceRef } from '../../src/backends/selection.js';
+import { describeIptables, describeNft, renderTable, type OrphanRow } from '../../src/cli/orphans.js';
 import { bridgeRules, quote, toSave, type NatModel } from '../support/nat-model.js';
+
+/** Whole containers doomed by a predicate, through the one planner per backend. */
+const planSelection = (snapshot: Snapshot, doomed: (a: Attachment) => boolean): IptablesPlan =>
+  planIptables(snapshot, { interfaceGone: (r) => doomed(r), containerGone: doomed }, { recreate: false, conservative: false });
+const planNftSelection = (rules: readonly NftRule[], doomed: (r: InterfaceRef) => boolean): NftPlan => planNft(rules, { interfaceGone: doomed, containerGone: () => false });
 
 const A: Attachment = { network: 'bridge', containerId: 'default-a' };
 const B: Attachment = { network: 'bridge', containerId: 'default-b' };
@@ -51,6 +57,13 @@ describe('describeIptables', () => {
     const snap = parseSave(toSave(m));
     const rows = describeIptables('ip6tables-nft v6', snap, planSelection(snap, () => true), WHY);
     expect(rows).toEqual([{ network: 'bridge', containerId: 'default-a', where: 'ip6tables-nft v6', object: chainName(A), rules: 2, ips: [], why: WHY }]);
+  });
+
+  it('one interface of a live container (its jump goes, the chain stays) is a "(jump only)" row', () => {
+    const live = (r: InterfaceRef): boolean => key(r) === key(A) && r.source === '10.4.0.9/32';
+    const plan = planIptables(snapshot, { interfaceGone: live, containerGone: () => false }, { recreate: false, conservative: false });
+    const rows = describeIptables('iptables-nft v4', snapshot, plan, WHY);
+    expect(rows).toEqual([{ network: 'bridge', containerId: 'default-a', where: 'iptables-nft v4', object: '(jump only)', rules: 1, ips: ['10.4.0.9/32'], why: WHY }]);
   });
 
   it('nothing doomed, no rows', () => {

@@ -105,6 +105,23 @@ describe('sweep', () => {
     expect(w.host.count('iptables-nft-restore')).toBe(0);
   });
 
+  it('counts per backend and network for --metrics-file: found, removed, kept', async () => {
+    addBridge(w.host, B, at('orphan'), '10.6.0.4', '10.6.0.0/24');
+    addBridge(w.host, B, at('cached'), '10.6.0.2', '10.6.0.0/24');
+    writeCache(w.stateDir, at('cached'), 'eth0', ['10.6.0.2']);
+    addNftMasq(w.host, at('gone'), 'eth0', '10.6.0.9');
+    const dry = await run({ apply: false });
+    expect(dry.counts).toEqual([
+      { backend: 'iptables-nft', network: NET, found: 1, removed: 0, kept: 1 },
+      { backend: 'nft', network: NET, found: 1, removed: 0, kept: 0 },
+    ]);
+    const applied = await run();
+    expect(applied.counts).toEqual([
+      { backend: 'iptables-nft', network: NET, found: 1, removed: 1, kept: 1 },
+      { backend: 'nft', network: NET, found: 1, removed: 1, kept: 0 },
+    ]);
+  });
+
   it('warns about a --network no record and no state names', async () => {
     await run({ apply: false, network: 'typo' });
     expect(progress.join('\n')).toMatch(/no record and no state names network "typo"/);

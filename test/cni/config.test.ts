@@ -20,14 +20,14 @@ describe('parseConfig', () => {
     expect(r.ok ? 0 : r.error.code).toBe(1);
   });
 
-  it('applies defaults: non-strict, warn, 5 s lock wait, gc on', () => {
+  it('applies defaults: non-strict, warn, 5 s lock wait, gc on, libcni state in /var/lib/cni', () => {
     const r = parseConfig(conf());
-    expect(r.ok && r.value.settings).toEqual({ logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true });
+    expect(r.ok && r.value.settings).toEqual({ logFile: undefined, logLevel: 'warn', strict: false, lockWait: 5, gc: true, stateDir: '/var/lib/cni' });
   });
 
   it('reads the janitor keys', () => {
-    const r = parseConfig(conf({ logFile: '/var/log/mj.log', logLevel: 'debug', strict: true, lockWait: 2, gc: false }));
-    expect(r.ok && r.value.settings).toEqual({ logFile: '/var/log/mj.log', logLevel: 'debug', strict: true, lockWait: 2, gc: false });
+    const r = parseConfig(conf({ logFile: '/var/log/mj.log', logLevel: 'debug', strict: true, lockWait: 2, gc: false, stateDir: '/run/cni' }));
+    expect(r.ok && r.value.settings).toEqual({ logFile: '/var/log/mj.log', logLevel: 'debug', strict: true, lockWait: 2, gc: false, stateDir: '/run/cni' });
   });
 
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isStrictCidr, parsePrevResult } from '../../src/cni/result.js';
+import { parsePrevResult } from '../../src/cni/result.js';
 
 const v1 = {
   cniVersion: '1.0.0',
@@ -39,11 +39,10 @@ describe('parsePrevResult', () => {
   });
 
   it.each(['10.0.0.1', '10.0.0.1/33', 'fd00::1/129', '10.0.0.01/8', 'fe80::1%eth0/64', '10.0.0.1/8/8', '10.0.0.1/-1', '10.0.0.1/ 8', 'x/8'])('rejects address %j', (a) => {
-    expect(isStrictCidr(a)).toBe(false);
     expect(parsePrevResult({ ips: [{ address: a }] }, '1.0.0').ok).toBe(false);
   });
 
   it.each(['10.0.0.1/32', '::ffff:10.0.0.1/128', 'fd00::1/128', '0.0.0.0/0'])('accepts address %j', (a) => {
-    expect(isStrictCidr(a)).toBe(true);
+    expect(parsePrevResult({ ips: [{ address: a }] }, '1.0.0').ok).toBe(true);
   });
 });

@@ -78,6 +78,23 @@ describe.each(Object.keys(SHIPPED))('%s', (name) => {
     expect(Object.keys(appended)).toEqual(Object.keys(original));
   });
 
+  it('install then uninstall leaves the file byte-identical, and no backup behind', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'mj-examples-undo-'));
+    try {
+      const original = await readFile(join(ORIGINAL, name));
+      await copyFile(join(ORIGINAL, name), join(d, name));
+      expect(await install([join(d, name), '--skip-binary'], capture())).toBe(0);
+      // A second install must not replace the backup of the first.
+      expect(await install([join(d, name), '--skip-binary'], capture())).toBe(0);
+      expect(await readFile(join(d, name + BACKUP_SUFFIX))).toEqual(original);
+      expect(await uninstall([join(d, name)], capture())).toBe(0);
+      expect(await readFile(join(d, name))).toEqual(original);
+      expect(await readdir(d)).toEqual([name]);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
   it('uninstall gives the original back', async () => {
     const d = await mkdtemp(join(tmpdir(), 'mj-examples-un-'));
     try {

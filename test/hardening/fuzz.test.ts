@@ -30,7 +30,7 @@ import { JANITOR } from '../support/guard.js';
 import { createNetns, removeAllNetns, type Netns } from '../support/netns.js';
 import { NODE, pool, run } from '../support/proc.js';
 import { rootMentions } from './support/host.js';
-import { chainsOf, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
+import { chainsOf, nftComment, nftProblems, restoreProblems, savedComment, SUPPORTED, tokens } from './support/ref.js';
 import { isIP } from 'node:net';
 
 /**
@@ -49,6 +49,7 @@ const N_INPROC = 10_000;
 const BINARY_EVERY = 30;
 const RUN_TIMEOUT_MS = 10_000;
 const BINARY_TIMEOUT_MS = 30_000;
+const SHOW = new Set((process.env.MJH_FUZZ_SHOW ?? '').split(',').filter(Boolean).map(Number));
 
 const cases: CaseDesc[] = fc.sample(caseArb, { seed: SEED, numRuns: N_INPROC }).map((c, id) => ({ id, ...c }));
 
@@ -276,16 +277,25 @@ function callProblems(calls: readonly Call[], c: CaseDesc, exp: Expect, d: Deriv
     } else if (/^ip6?tables(-legacy|-nft)?-restore$/.test(call.file)) {
       stats.restoreInputs++;
       if (!eq(['-w', W, '--noflush'])) p.push(`unknown argv: ${call.file} ${JSON.stringify(a)}`);
-      p.push(...restoreProblems(call.input ?? '', world.allowedChains, world.allowedLines[stemOf]).map((x) => `${call.file}: ${x}`));
+      const own = d.verb === 'DEL' && d.identity ? `name: "${d.identity.network}" id: "${d.identity.containerId}"` : undefined;
+      p.push(...restoreProblems(call.input ?? '', world.allowedChains, world.allowedLines[stemOf], own).map((x) => `${call.file}: ${x}`));
     } else if (call.file === 'nft') {
       if (eq(['-j', 'list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks'])) continue;
-      // The batch file is the janitor's own temp file (backends/nft.ts), never a path from input.
-      if (a.length !== 2 || a[0] !== '-f' || !/^\/[^\s]*\/masq-janitor-[A-Za-z0-9]+\/batch\.nft$/.test(a[1] ?? '')) p.push(`unknown argv: nft ${JSON.stringify(a)}`);
+      // The batch is the janitor's own file, already unlinked, read through its descriptor (backends/nft/run.ts): never a path from input.
+      if (a.length !== 2 || a[0] !== '-f' || !/^\/proc\/\d+\/fd\/\d+$/.test(a[1] ?? '')) p.push(`unknown argv: nft ${JSON.stringify(a)}`);
       stats.nftInputs++;
       p.push(...nftProblems(call.input ?? '', world.allowedHandles));
     } else if (call.file === 'nsenter') {
       if (d.verb !== 'DEL' || !eq([`--net=${c.env.netns ?? ''}`, 'ip', '-o', 'addr', 'show', 'dev', c.env.ifname ?? '', 'scope', 'global'])) p.push(`unknown argv: nsenter ${JSON.stringify(a)}`);
     } else p.push(`unknown command ${call.file} ${JSON.stringify(a)}`);
+  }
+  // Not only nothing foreign: DEL removes this interface's nft rules (they name the interface; no prevResult
+  // needed) whenever nft answers. The grammar checks alone let a rule DEL never recognised leak silently.
+  const nftAnswers = !['nft-list-fails', 'nft-garbage', 'nft-delete-fails'].includes(c.world.fault) && onPath('nft', d.effectivePath);
+  if (d.verb === 'DEL' && d.identity && nftAnswers && world.allowedHandles.size > 0) {
+    const deleted = new Set(calls.filter((x) => x.file === 'nft' && x.args[0] === '-f').flatMap((x) => [...(x.input ?? '').matchAll(/handle (\d+)$/gm)].map((m) => Number(m[1]))));
+    const left = [...world.allowedHandles].filter((h) => !deleted.has(h));
+    if (left.length > 0) p.push(`DEL left this interface's nft rules (handles ${left.join(',')}) in place`);
   }
   return p;
 }
@@ -389,6 +399,8 @@ describe('fuzz: generated bad input', () => {
         record('in-process', c, exp.why, [`hung for ${RUN_TIMEOUT_MS} ms`]);
         continue;
       }
+      // MJH_FUZZ_SHOW=<id,id,...>: the whole case, every call and the outcome, for reading a failure.
+      if (SHOW.has(c.id)) process.stderr.write(`${JSON.stringify({ case: c, expected: exp, outcome: out, calls: runner.calls }, null, 1)}\n`);
       record('in-process', c, exp.why, outputProblems(c, exp, out.exitCode, out.stdout));
       record('in-process', c, exp.why, callProblems(runner.calls, c, exp, derived));
     }
@@ -447,19 +459,44 @@ describe('fuzz: generated bad input', () => {
 });
 
 describe('fuzz: fields the generator keeps apart', () => {
-  it('CNI_IFNAME is limited to 15 bytes as the kernel counts them (IFNAMSIZ), not 15 UTF-16 units: 8 x "ü" (16 bytes) is code 4', async () => {
-    // Go's skel (utils.ValidateInterfaceName) rejects it with code 4; the kernel could never have such an interface.
-    // strict: without it, DEL touches nothing and exits 0 (teardown policy), so the code would not show.
+  it('CNI_IFNAME is limited to 15 bytes as libcni counts them, not 15 UTF-16 units: 8 x "ü" (16 bytes) is code 4 on ADD, nothing to remove on DEL (strict too)', async () => {
+    // libcni's utils.ValidateInterfaceName refuses it; on DEL an identity we cannot use means touching nothing, never an error.
+    const env = { CNI_CONTAINERID: 'default-abc', CNI_IFNAME: 'ü'.repeat(8), CNI_NETNS: '/proc/self/ns/net', PATH: '/nonexistent' };
     const runner = fakeRunner();
-    const out = await runPlugin(
-      { env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'default-abc', CNI_IFNAME: 'ü'.repeat(8), CNI_NETNS: '', PATH: '/nonexistent' }, stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'net', logFile: inprocLog, strict: true }) },
-      { run: runner, complain: () => {} },
-    );
+    const add = await runPlugin({ env: { ...env, CNI_COMMAND: 'ADD' }, stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'net', prevResult: { cniVersion: '1.0.0' } }) }, { run: runner, complain: () => {} });
     stats.inproc++;
-    const problems = outputProblems(cases[0] as CaseDesc, { exit: 1, code: 4, why: 'ifname over 15 bytes' }, out.exitCode, out.stdout);
+    expect(add.exitCode, add.stdout).toBe(1);
+    expect(JSON.parse(add.stdout).code, add.stdout).toBe(4);
+    const del = await runPlugin({ env: { ...env, CNI_COMMAND: 'DEL', CNI_NETNS: '' }, stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'net', logFile: inprocLog, strict: true }) }, { run: runner, complain: () => {} });
+    stats.inproc++;
+    const problems = outputProblems(cases[0] as CaseDesc, { exit: 0, out: 'empty', why: 'ifname over 15 bytes: nothing to remove' }, del.exitCode, del.stdout);
     if (problems.length) failures.push(...problems.map((problem) => ({ where: 'in-process' as const, id: -1, problem, why: 'ifname over 15 bytes' })));
-    expect(out.exitCode, out.stdout).toBe(1);
-    expect(JSON.parse(out.stdout).code, out.stdout).toBe(4);
+    expect(del).toMatchObject({ exitCode: 0, stdout: '' });
+    expect(runner.calls).toEqual([]);
+  });
+
+  it('CNI_IFNAME with a double quote (libcni accepts it): bridge strips " from the nft comment\'s fields but hashes the raw name; DEL still removes that interface\'s masq_checks rule', async () => {
+    // upstream ipmasq_nftables_linux.go: hashForInstance(net, ifname, id) of the raw fields, then `net: %s, if: %s, id: %s`
+    // with '"' removed from each. The fuzz cases with ifname e"th and nftOurs > 0 find the same leak.
+    const [network, containerId, ifname] = ['net', 'default-abc', 'e"th'];
+    const comment = nftComment(network, ifname, containerId);
+    const listing = JSON.stringify({
+      nftables: [
+        { metainfo: { version: '1.0.6', json_schema_version: 1 } },
+        { rule: { family: 'inet', table: 'cni_plugins_masquerade', chain: 'masq_checks', handle: 7, comment, expr: [{ masquerade: null }] } },
+      ],
+    });
+    const runner = fakeRunner((file, args) => {
+      if (file === 'nft' && args[0] === '-j') return { stdout: listing };
+      if (/^ip6?tables$/.test(file) && args.includes('-S')) return args.at(-1) === 'POSTROUTING' ? { stdout: '-P POSTROUTING ACCEPT\n' } : { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.\n' };
+      return {};
+    });
+    const env = { CNI_COMMAND: 'DEL', CNI_CONTAINERID: containerId, CNI_IFNAME: ifname, CNI_NETNS: '', PATH: '/nonexistent' };
+    const del = await runPlugin({ env, stdin: JSON.stringify({ cniVersion: '1.0.0', name: network, logFile: inprocLog, strict: true }) }, { run: runner, complain: () => {} });
+    stats.inproc++;
+    expect(del).toMatchObject({ exitCode: 0, stdout: '' });
+    const batches = runner.calls.filter((x) => x.file === 'nft' && x.args[0] === '-f').map((x) => x.input);
+    expect(batches, `comment ${JSON.stringify(comment)}`).toEqual(['delete rule inet cni_plugins_masquerade masq_checks handle 7\n']);
   });
 
   it('the root network namespace never saw any of this', async () => {

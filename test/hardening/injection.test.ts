@@ -32,8 +32,11 @@ interface Case {
   readonly prevResult?: unknown;
   readonly extra?: Record<string, unknown>;
   readonly cniVersion?: string;
-  /** A legitimate DEL of the container: its iptables rules (and nft ones when `nftToo`) may go. */
-  readonly legit?: { readonly nftToo: boolean };
+  /**
+   * A legitimate DEL of the container: its iptables rules (and nft ones when `nftToo`) may go; `keepV4`: its
+   * v4 state stays, because prevResult names v4 addresses of this interface that are not the jump's.
+   */
+  readonly legit?: { readonly nftToo: boolean; readonly keepV4?: boolean };
   readonly raw?: string;
 }
 
@@ -62,15 +65,19 @@ const CASES: Case[] = [
   // Interface names: the ID is legitimate, so its iptables state is its own; nft keys on ifname too.
   ...['eth0"', 'eth0\\', '$(reboot)', '-h', 'eth0;x', 'COMMIT'].map((i): Case => ({ name: `legitimate DEL with CNI_IFNAME ${JSON.stringify(i)}`, verb: 'DEL', ifname: i, legit: { nftToo: false } })),
   ...['eth0\n-A INPUT -j ACCEPT', 'eth0 -j ACCEPT', 'eth0/x', 'e'.repeat(16)].map((i): Case => ({ name: `DEL with invalid CNI_IFNAME ${JSON.stringify(i)}`, verb: 'DEL', ifname: i })),
-  // prevResult never chooses what is deleted.
+  // prevResult never reaches a rule spec and never names another container's state; an invalid one is ignored.
   ...[
     { ips: [{ address: '10.0.0.1/32 -j ACCEPT' }] },
     { ips: [{ address: '10.0.0.1/32\n-A INPUT -j ACCEPT' }] },
     { ips: [{ address: `${IP4}/32`, interface: 0 }], interfaces: [{ name: 'eth0\n-A INPUT -j ACCEPT' }] },
-    { ips: [{ address: '10.77.0.3/24' }] },
     { ...goodPrev, routes: [{ dst: '0.0.0.0/0 -j ACCEPT' }], dns: { nameservers: ['"\nCOMMIT'] } },
     'COMMIT\n',
   ].map((p): Case => ({ name: `legitimate DEL with prevResult ${JSON.stringify(p).slice(0, 70)}`, verb: 'DEL', prevResult: p, legit: { nftToo: true } })),
+  // A valid prevResult says which addresses are this interface's (per-interface DEL): naming 10.77.0.3, the
+  // other container's address, dooms no jump of ours in v4 (the one for 10.77.0.2 may be another interface's)
+  // and never CID2's; v6, of which it names nothing, goes whole as without prevResult. (The old expectation,
+  // "prevResult never chooses what is deleted", was the policy before DEL went per interface.)
+  { name: 'legitimate DEL with prevResult naming only the other container\'s v4 address', verb: 'DEL', prevResult: { ips: [{ address: '10.77.0.3/24' }] }, legit: { nftToo: true, keepV4: true } },
   { name: 'legitimate DEL, CNI_NETNS with a newline', verb: 'DEL', netns: '/var/run/netns/x\n-A INPUT -j ACCEPT', legit: { nftToo: true } },
   { name: 'legitimate DEL (plain)', verb: 'DEL', legit: { nftToo: true } },
   // Other verbs with hostile input change nothing.
@@ -188,7 +195,7 @@ async function installLegit(ns: Netns, path: string): Promise<void> {
 }
 
 /** `before` without the legitimate container's own lines. */
-function withoutLegit(before: Tables, nftToo: boolean): Tables {
+function withoutLegit(before: Tables, nftToo: boolean, keepV4 = false): Tables {
   const s = legitState();
   const drop = (text: string, lines: string[]): string => {
     const gone = new Set(lines.map((l) => normalizeSave(l)));
@@ -199,7 +206,7 @@ function withoutLegit(before: Tables, nftToo: boolean): Tables {
   };
   const comment = nftComment(NET, 'eth0', CID);
   return {
-    v4: drop(before.v4, s.v4),
+    v4: keepV4 ? before.v4 : drop(before.v4, s.v4),
     v6: drop(before.v6, s.v6),
     nft: nftToo ? before.nft.split('\n').filter((l) => !l.includes(`"${comment}"`)).join('\n') : before.nft,
   };
@@ -257,7 +264,7 @@ for (const variant of ['nft', 'legacy'] as Variant[]) {
         if (c.legit) figures.legitimateDels++;
         else figures.hostileCases++;
         const after = await snapshot(ns, path);
-        const want = c.legit ? withoutLegit(pristine, c.legit.nftToo) : pristine;
+        const want = c.legit ? withoutLegit(pristine, c.legit.nftToo, c.legit.keepV4) : pristine;
         figures.tableBytesCompared += after.v4.length + after.v6.length + after.nft.length;
         for (const k of ['v4', 'v6', 'nft'] as const) {
           if (after[k] !== want[k]) {

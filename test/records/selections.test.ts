@@ -28,6 +28,9 @@ function fakeRecords(entries: Record<string, RecordedInterface[]>, doubt: { pair
     doubtful,
     hasPrefix: (n, p) => (doubt.networks ?? []).includes(n) || [...Object.keys(entries), ...(doubt.pairs ?? [])].some((k) => split(k)[0] === n && split(k)[1].startsWith(p)),
     networks: new Set(Object.keys(entries).map((k) => split(k)[0])),
+    *pairs(n) {
+      for (const [k, list] of Object.entries(entries)) if (split(k)[0] === n) for (const i of list) yield [split(k)[1], i.ifname] as const;
+    },
     problems: [],
     counts: { cache: Object.keys(entries).length, reservations: 0 },
   };

@@ -5,7 +5,7 @@ import { NONE_REMOVED } from '../backend.js';
 import type { Runner } from '../exec.js';
 import type { Selection } from '../selection.js';
 import { mergeSnapshots, parseListing, parseSave, type Rule, type Snapshot } from './parse.js';
-import { EMPTY_PLAN, doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
+import { doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
 import { chunkPlan, renderRecreate, renderRestore } from './render.js';
 import { legacyHasNat } from './variants.js';
 
@@ -88,7 +88,7 @@ export type Scope =
 
 /** Chains per transaction. iptables-nft deletes grow super-linearly with batch size; legacy pays per batch. */
 export function chunkSize(xt: Xtables): number {
-  return xt.variant === 'legacy' || xt.backend === 'legacy' ? 50_000 : 1_000;
+  return xt.variant === 'legacy' || xt.backend === 'legacy' ? 100_000 : 1_000;
 }
 
 const removedBy = (p: IptablesPlan): Removed => ({ jumps: p.jumps.length, chains: p.chains.length, rules: 0, transactions: 1 });
@@ -125,8 +125,8 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
       const parts = chunkPlan(plan, chunkSize(xt));
       if (parts.length > 1 || plan.chains.length >= 1000) progress(`${whereOf(xt)}: removing ${plan.chains.length} chains and ${plan.jumps.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
       let removed = NONE_REMOVED;
+      const started = Date.now();
       for (const [i, part] of parts.entries()) {
-        if (parts.length > 1) progress(`${whereOf(xt)}: transaction ${i + 1}/${parts.length} (${part.chains.length} chains)`);
         const r = await restore(run, xt, renderRestore(part), wait);
         if (!r.ok) return { removed, error: r.error };
         const again = renderRecreate(part);
@@ -135,6 +135,11 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
         removed = { jumps: removed.jumps + done.jumps, chains: removed.chains + done.chains, rules: 0, transactions: removed.transactions + 1 };
         // Not retried: the removal is done, and planning again would find nothing to remove and so nothing to re-create.
         if (!made.ok) return { removed, error: janitorError(made.error.kind, `re-creating the empty chain bridge still needs: ${made.error.message}`), final: true };
+        if (parts.length > 1) {
+          const elapsed = (Date.now() - started) / 1000;
+          const eta = (elapsed / (i + 1)) * (parts.length - i - 1);
+          progress(`${whereOf(xt)}: transaction ${i + 1}/${parts.length} done: ${removed.chains}/${plan.chains.length} chains, ${removed.jumps}/${plan.jumps.length} jumps, ${elapsed.toFixed(1)} s, about ${eta.toFixed(0)} s left`);
+        }
       }
       return { removed };
     },

@@ -14,6 +14,8 @@ export interface NftOwner {
   readonly truncated: boolean;
   /** `<16 hex>-<16 hex>`: the instance hash, whole even when the comment was cut. */
   readonly instance: string;
+  /** The text's fields do not hash to `instance` (quotes stripped, or forged): only an exact instance match counts. */
+  readonly unverified?: true;
 }
 
 export interface NftRule {
@@ -53,6 +55,18 @@ export function nftCommentOwner(comment: string): NftOwner | undefined {
   const truncated = !exact && comment.length === 128;
   if (!exact && !truncated) return undefined;
   return { network, ifname, containerId, truncated, instance: `${netHash}-${ifHash}` };
+}
+
+/**
+ * Bridge hashes the raw fields but strips '"' from the text (an ifname like
+ * e"th), so such a comment's instance hash cannot be recomputed from its
+ * text. For a network the caller knows (DEL's, GC's), it is attributed by
+ * the network hash, and then matched by its instance hash alone.
+ */
+export function unverifiedOwner(comment: string, network: string): NftOwner | undefined {
+  const m = COMMENT_RE.exec(comment);
+  if (!m || m[3] !== network || nftNetworkHash(network) !== m[1]) return undefined;
+  return { network, ifname: m[4] as string, containerId: m[5] as string, truncated: false, instance: `${m[1]}-${m[2]}`, unverified: true };
 }
 
 /** Parse `nft -j list chain inet cni_plugins_masquerade masq_checks`. */

@@ -1,6 +1,6 @@
 import { NFT_COMMENT_MAX, nftNetworkHash } from '../../identity.js';
 import type { Selection } from '../selection.js';
-import type { NftOwner, NftRule } from './parse.js';
+import { unverifiedOwner, type NftOwner, type NftRule } from './parse.js';
 
 /**
  * The nft planner: every masq_checks rule DEL, GC and sweep delete is
@@ -37,9 +37,9 @@ export function planNft(rules: readonly NftRule[], selection: Selection, network
   return {
     rules: rules.filter((r) => {
       if (within && !within.has(r.handle)) return false;
-      const owner = r.owner ?? networks.map((n) => cutOwner(r, n)).find((o) => o !== undefined);
+      const owner = r.owner ?? networks.map((n) => cutOwner(r, n) ?? (r.comment === undefined ? undefined : unverifiedOwner(r.comment, n))).find((o) => o !== undefined);
       if (!owner) return false;
-      return selection.interfaceGone({ network: owner.network, containerId: owner.containerId, ifname: owner.ifname, truncated: owner.truncated, instance: owner.instance });
+      return selection.interfaceGone({ network: owner.network, containerId: owner.containerId, ifname: owner.ifname, truncated: owner.truncated, instance: owner.instance, ...(owner.unverified ? { unverified: true } : {}) });
     }),
   };
 }

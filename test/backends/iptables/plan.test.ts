@@ -176,6 +176,10 @@ describe('ownership (collision and foreign comments)', () => {
       expect(both.chains).toEqual([COL]);
       expect(both.jumps).toHaveLength(2);
       expect(applyPlan(m, both, [/^CNI-c{24}$/])).toEqual({ chains: mode.recreate ? [COL] : [], rules: [] });
+      // B's jump already gone (a DEL of B's only interface in flight), its rules still in the shared chain: B's claim alone keeps it.
+      const noJumpB: NatModel = { chains: m.chains, rules: m.rules.filter((r) => !r.includes('10.4.0.3/32')) };
+      expect(plan(snap(noJumpB), gone(A), mode).chains).toEqual([]);
+      expect(plan(snap(noJumpB), gone(A, B), mode).chains).toEqual([COL]);
     }
   });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { nftComment, nftInstancePrefix, nftNetworkHash } from '../../src/identity.js';
-import { NFT_CHAIN, NFT_TABLE, nftCommentOwner, parseNftListing } from '../../src/plan/nft-rules.js';
+import { nftComment, nftInstancePrefix, nftNetworkHash } from '../../../src/identity.js';
+import { NFT_CHAIN, NFT_TABLE, nftCommentOwner, parseNftListing } from '../../../src/backends/nft/parse.js';
 
 /*
  * Real `nft -j` output (nftables 1.0.6, Debian bookworm), captured inside a
@@ -43,15 +43,17 @@ function flipHex(s: string, i: number): string {
 
 describe('nftCommentOwner', () => {
   it('reads the upstream unit-test vector', () => {
-    expect(nftCommentOwner(VECTOR)).toEqual({ network: 'unit-test', ifname: 'eth0', containerId: 'one', truncated: false });
+    expect(nftCommentOwner(VECTOR)).toEqual({ network: 'unit-test', ifname: 'eth0', containerId: 'one', truncated: false, instance: '6fd94d501e58f0aa-287fc69eff0574a2' });
   });
 
   it('reads a comment upstream cut at 128 characters, proving only the network', () => {
     const comment = nftComment('bridge', 'eth0', NERDCTL_ID);
     expect(comment).toHaveLength(128);
     const owner = nftCommentOwner(comment);
-    expect(owner).toEqual({ network: 'bridge', ifname: 'eth0', containerId: NERDCTL_ID.slice(0, 66), truncated: true });
+    expect(owner).toMatchObject({ network: 'bridge', ifname: 'eth0', containerId: NERDCTL_ID.slice(0, 66), truncated: true });
     expect(NERDCTL_ID.startsWith(owner?.containerId ?? 'x')).toBe(true);
+    // The instance hash is whole even when the comment was cut.
+    expect(owner?.instance).toBe(nftInstancePrefix('bridge', 'eth0', NERDCTL_ID));
   });
 
   it.each([
@@ -112,9 +114,10 @@ describe('nftCommentOwner properties', () => {
         expect(owner?.network).toBe(network);
         expect(owner?.ifname).toBe(ifname);
         if (comment.length < 128 || owner?.truncated === false) {
-          expect(owner).toEqual({ network, ifname, containerId, truncated: false });
+          expect(owner).toEqual({ network, ifname, containerId, truncated: false, instance: nftInstancePrefix(network, ifname, containerId) });
         } else {
           expect(owner?.truncated).toBe(true);
+          expect(owner?.instance).toBe(nftInstancePrefix(network, ifname, containerId));
           expect(containerId.startsWith(owner?.containerId ?? '\u0000')).toBe(true);
         }
       }),
@@ -156,7 +159,7 @@ describe('parseNftListing (real nft -j output)', () => {
       handle: 6,
       comment: BRIDGE_C1_ETH0,
       saddr: ['10.88.0.2'],
-      owner: { network: 'bridge', ifname: 'eth0', containerId: 'c1', truncated: false },
+      owner: { network: 'bridge', ifname: 'eth0', containerId: 'c1', truncated: false, instance: nftInstancePrefix('bridge', 'eth0', 'c1') },
     });
     expect(rules.map((r) => r.owner && `${r.owner.network}/${r.owner.ifname}/${r.owner.containerId}${r.owner.truncated ? '…' : ''}`)).toEqual([
       'bridge/eth0/c1',
@@ -211,7 +214,7 @@ describe('parseNftListing (real nft -j output)', () => {
 
   it('a rule without expressions has no source address', () => {
     const text = JSON.stringify({ nftables: [{ rule: { family: 'inet', table: NFT_TABLE, chain: NFT_CHAIN, handle: 5, comment: VECTOR } }] });
-    expect(parseNftListing(text)).toEqual([{ handle: 5, comment: VECTOR, saddr: [], owner: { network: 'unit-test', ifname: 'eth0', containerId: 'one', truncated: false } }]);
+    expect(parseNftListing(text)).toEqual([{ handle: 5, comment: VECTOR, saddr: [], owner: { network: 'unit-test', ifname: 'eth0', containerId: 'one', truncated: false, instance: '6fd94d501e58f0aa-287fc69eff0574a2' } }]);
   });
 
   it('throws on text that is not an nft JSON listing', () => {

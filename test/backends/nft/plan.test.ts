@@ -1,16 +1,30 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { chainNames, iptablesComment, nftComment, nftInstancePrefix, nftNetworkHash, type Attachment } from '../../src/identity.js';
-import { planSelection } from '../../src/plan/iptables-plan.js';
-import { parseSave } from '../../src/plan/iptables-save.js';
-import { planNftAttachment, planNftGc, planNftSelection, renderNft } from '../../src/plan/nft-plan.js';
-import { NFT_CHAIN, NFT_TABLE, parseNftListing, type NftOwner, type NftRule } from '../../src/plan/nft-rules.js';
-import { renderRestore } from '../../src/plan/restore-text.js';
-import { applyRestore, bridgeRules, quote, toSave, type NatModel } from '../support/nat-model.js';
+import { chainNames, iptablesComment, NFT_COMMENT_MAX, nftComment, nftInstancePrefix, nftNetworkHash, type Attachment } from '../../../src/identity.js';
+import { parseSave, type Snapshot } from '../../../src/backends/iptables/parse.js';
+import { planIptables, type IptablesPlan } from '../../../src/backends/iptables/plan.js';
+import { renderRestore } from '../../../src/backends/iptables/render.js';
+import { NFT_CHAIN, NFT_TABLE, parseNftListing, type NftOwner, type NftRule } from '../../../src/backends/nft/parse.js';
+import { cutOwner, planNft, type NftPlan } from '../../../src/backends/nft/plan.js';
+import { chunkByInstance, renderNft } from '../../../src/backends/nft/render.js';
+import type { InterfaceRef } from '../../../src/backends/selection.js';
+import { delSelection, gcSelection, type ValidAttachment } from '../../../src/records/selections.js';
+import { applyRestore, bridgeRules, quote, toSave, type NatModel } from '../../support/nat-model.js';
+
+/*
+ * The verbs' questions, asked through the one planner: DEL is delSelection,
+ * GC is gcSelection, sweep is any predicate over what a comment proves.
+ */
+const planNftAttachment = (rules: readonly NftRule[], network: string, ifname: string, containerId: string): NftPlan =>
+  planNft(rules, delSelection({ network, ifname, containerId }, { prevIps: undefined, others: [], bridgeTearsDown: false }), [network]);
+const planNftGc = (rules: readonly NftRule[], network: string, valid: readonly ValidAttachment[]): NftPlan => planNft(rules, gcSelection(network, valid, undefined), [network]);
+const planNftSelection = (rules: readonly NftRule[], doomed: (o: InterfaceRef) => boolean): NftPlan => planNft(rules, { interfaceGone: doomed, containerGone: () => false });
+const planSelection = (snapshot: Snapshot, doomed: (a: Attachment) => boolean): IptablesPlan =>
+  planIptables(snapshot, { interfaceGone: (r) => doomed(r), containerGone: doomed }, { recreate: false, conservative: false });
 
 /**
  * One masq_checks rule as `nft -j list chain` prints it (shape copied from
- * real nftables 1.0.6 output; see nft-rules.test.ts), so every NftRule here
+ * real nftables 1.0.6 output; see parse.test.ts), so every NftRule here
  * went through the real parser.
  */
 interface Spec {
@@ -130,6 +144,13 @@ describe('planNftGc', () => {
     }
   });
 
+  it('a rule with this network’s hash and name but an unverifiable instance hash goes by neither GC, DEL nor sweep', () => {
+    expect(handles(planNftGc(TABLE, 'bridge', []).rules)).not.toContain(15);
+    // Its instance hash is nobody's, so DEL of the name its text shows does not match it.
+    expect(handles(planNftAttachment(TABLE, 'bridge', 'eth0', 'c3').rules)).toEqual([]);
+    expect(handles(planNftSelection(TABLE, () => true).rules)).not.toContain(15);
+  });
+
   it('a cut comment with this network’s hash but another visible name is not this network’s', () => {
     const net = 'ns-' + 'x'.repeat(100);
     const real = nftComment(net, 'eth0', 'c1');
@@ -169,7 +190,7 @@ describe('planNftSelection (sweep)', () => {
   });
 
   it('gives the predicate the truncated id and says it is truncated', () => {
-    const seen: NftOwner[] = [];
+    const seen: InterfaceRef[] = [];
     planNftSelection(TABLE, (o) => (seen.push(o), false));
     expect(seen.filter((o) => o.truncated).map((o) => o.containerId)).toEqual([NERDCTL_ID.slice(0, 66), NERDCTL_ID2.slice(0, 66)]);
     expect(seen).toHaveLength(7);
@@ -249,7 +270,7 @@ describe('planNftGc properties', () => {
         for (const r of t.rules) {
           const owner = t.ownerOf.get(r.handle);
           if (owner === undefined) {
-            // Foreign or forged rules: never ours to remove.
+            // Foreign or forged rules (even with this network's hash and name): never ours to remove.
             expect(planned.has(r.handle)).toBe(false);
             continue;
           }
@@ -276,7 +297,7 @@ describe('planNftGc properties', () => {
   it('a sweep predicate sees every owned rule with its network and ifname, and a prefix of its id', () => {
     fc.assert(
       fc.property(nftTableArb, (t) => {
-        const seen = new Map<string, NftOwner>();
+        const seen = new Map<string, InterfaceRef>();
         planNftSelection(t.rules, (o) => (seen.set(`${o.network}/${o.ifname}/${o.containerId}`, o), false));
         for (const r of t.rules) {
           const owner = t.ownerOf.get(r.handle);
@@ -403,5 +424,89 @@ describe('planNftGc with long network names (comments cut anywhere)', () => {
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+// ---- the shell's decisions, now in the planner and renderer ------------------
+
+describe('planNft within and networks', () => {
+  it('within only shrinks: a retry never dooms a handle the first plan did not', () => {
+    const p1 = planNftGc(TABLE, 'bridge', [{ containerId: 'c1', ifname: 'eth0' }]);
+    const within = new Set(handles(p1.rules));
+    const p2 = planNft(TABLE, gcSelection('bridge', [], undefined), ['bridge'], within);
+    expect(handles(p2.rules)).toEqual(handles(p1.rules));
+    expect(handles(planNft(TABLE, gcSelection('bridge', [], undefined), ['bridge'], new Set()).rules)).toEqual([]);
+  });
+
+  it('a comment cut inside the network name is attributed only through a network the caller names', () => {
+    const net = 'n'.repeat(100);
+    const rules = parseNftListing(listing([{ handle: 3, comment: nftComment(net, 'eth0', 'c1'), ip: '10.0.0.2' }]));
+    expect(rules[0]?.owner).toBeUndefined();
+    const everything = { interfaceGone: () => true, containerGone: () => true };
+    expect(planNft(rules, everything).rules).toEqual([]);
+    expect(handles(planNft(rules, everything, [net]).rules)).toEqual([3]);
+    expect(planNft(rules, everything, ['n'.repeat(99)]).rules).toEqual([]);
+  });
+});
+
+describe('cutOwner', () => {
+  const net = 'ns-' + 'x'.repeat(110);
+  const comment = nftComment(net, 'eth0', 'c1');
+  const rule = (c: string | undefined): NftRule => ({ handle: 1, comment: c, saddr: [], owner: undefined });
+
+  it('attributes a 128-character comment cut inside the name to the network that agrees with it', () => {
+    expect(comment).toHaveLength(NFT_COMMENT_MAX);
+    const o = cutOwner(rule(comment), net);
+    expect(o).toEqual({ network: net, ifname: '', containerId: '', truncated: true, instance: nftInstancePrefix(net, 'eth0', 'c1') });
+  });
+
+  it('refuses another network (hash or visible name), a shorter comment, or none', () => {
+    expect(cutOwner(rule(comment), 'bridge')).toBeUndefined();
+    expect(cutOwner(rule(comment), net.slice(0, 50))).toBeUndefined();
+    expect(cutOwner(rule(comment.slice(0, 127)), net)).toBeUndefined();
+    expect(cutOwner(rule(comment.replace('xxxxx', 'xxyxx')), net)).toBeUndefined();
+    expect(cutOwner(rule(undefined), net)).toBeUndefined();
+  });
+
+  it('a whole comment of the network whose cut falls after "if: " is also this network’s', () => {
+    const mid = 'ns-' + 'x'.repeat(77);
+    const c = nftComment(mid, 'eth0', 'default-' + '0'.repeat(64));
+    expect(c).toHaveLength(NFT_COMMENT_MAX);
+    expect(cutOwner(rule(c), mid)?.network).toBe(mid);
+  });
+});
+
+describe('chunkByInstance (batch grouping)', () => {
+  it('an instance’s v4 and v6 rules never split across chunks, whatever the size', () => {
+    fc.assert(
+      fc.property(nftTableArb, fc.integer({ min: 1, max: 6 }), (t, size) => {
+        const owned = t.rules.filter((r) => r.owner !== undefined);
+        const chunks = chunkByInstance(owned, size);
+        expect(chunks.flat().map((r) => r.handle).sort()).toEqual(owned.map((r) => r.handle).sort());
+        const chunkOf = new Map<string, number>();
+        chunks.forEach((c, i) => {
+          for (const r of c) {
+            const inst = r.owner?.instance as string;
+            if (chunkOf.has(inst)) expect(chunkOf.get(inst)).toBe(i);
+            else chunkOf.set(inst, i);
+          }
+          // A chunk grows past `size` only to hold one instance whole.
+          const instances = new Set(c.map((r) => r.owner?.instance));
+          if (c.length > size) expect(instances.size).toBe(1);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('handles 6 and 7 (bridge/eth0/c1 v4 and v6) stay together even at size 1', () => {
+    const chunks = chunkByInstance(TABLE.slice(0, 3), 1);
+    expect(chunks.map(handles)).toEqual([[6, 7], [8]]);
+  });
+
+  it('renders each chunk as deletes by handle, and refuses a handle that is not a safe integer', () => {
+    for (const c of chunkByInstance(TABLE, 2)) expect(renderNft({ rules: c }).split('\n').filter(Boolean).every((l) => /^delete rule inet cni_plugins_masquerade masq_checks handle \d+$/.test(l))).toBe(true);
+    expect(() => renderNft({ rules: [{ handle: -1, comment: undefined, saddr: [], owner: undefined }] })).toThrow();
+    expect(() => renderNft({ rules: [{ handle: 1.5, comment: undefined, saddr: [], owner: undefined }] })).toThrow();
   });
 });

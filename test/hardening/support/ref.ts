@@ -84,7 +84,7 @@ export function tokens(line: string): string[] | undefined {
  *   *nat / :CNI-<24|25 hex> - [0:0] / -D <chain> <saved rule> / -X CNI-<hex> / COMMIT
  * Returns the problems found, given which chains and which saved lines (`-A ...`) the case allows.
  */
-export function restoreProblems(input: string, allowedChains: ReadonlySet<string>, allowedLines: ReadonlySet<string>): string[] {
+export function restoreProblems(input: string, allowedChains: ReadonlySet<string>, allowedLines: ReadonlySet<string>, ownComment?: string): string[] {
   const problems: string[] = [];
   if (!input.endsWith('\n')) problems.push('restore input does not end with a newline');
   const lines = input.split('\n');
@@ -96,10 +96,16 @@ export function restoreProblems(input: string, allowedChains: ReadonlySet<string
     let m: RegExpExecArray | null;
     if ((m = /^:(CNI-[0-9a-f]{24,25}) - \[0:0\]$/.exec(l))) {
       if (!allowedChains.has(m[1] as string)) problems.push(`declares a chain that is not the case's own: ${l}`);
-    } else if ((m = /^-X (CNI-[0-9a-f]{24,25})$/.exec(l))) {
-      if (!allowedChains.has(m[1] as string)) problems.push(`deletes a chain that is not the case's own: ${l}`);
+    } else if ((m = /^-[XN] (CNI-[0-9a-f]{24,25})$/.exec(l))) {
+      if (!allowedChains.has(m[1] as string)) problems.push(`deletes or creates a chain that is not the case's own: ${l}`);
     } else if (l.startsWith('-D ')) {
-      if (!allowedLines.has(`-A ${l.slice(3)}`)) problems.push(`deletes a rule that is not one of the case's own listed rules: ${JSON.stringify(l)}`);
+      // A listed rule by its exact text, or (DEL's fast path, planned from prevResult without reading) a rule
+      // spec that carries the case's own comment in or into the case's own chain: -D matches by meaning.
+      const t = tokens(`-A ${l.slice(3)}`) ?? [];
+      const comment = t[t.indexOf('--comment') + 1];
+      const target = t[t.indexOf('-j') + 1];
+      const own = ownComment !== undefined && t.indexOf('--comment') > 0 && comment === ownComment && (allowedChains.has(t[1] ?? '') || allowedChains.has(target ?? ''));
+      if (!allowedLines.has(`-A ${l.slice(3)}`) && !own) problems.push(`deletes a rule that is not one of the case's own listed rules: ${JSON.stringify(l)}`);
     } else {
       problems.push(`line outside the planner grammar: ${JSON.stringify(l)}`);
     }
