@@ -11,6 +11,10 @@ const { join } = require('node:path');
 const { Script } = require('node:vm');
 
 const [bundle, cacheOut, topLevelOut] = process.argv.slice(2);
+if (!bundle || !cacheOut || !topLevelOut) {
+  process.stderr.write('usage: node build/sea/warm.cjs BUNDLE CACHE_OUT TOP_LEVEL_CACHE_OUT\n');
+  process.exit(2);
+}
 
 if (process.env.MJ_WARM_CHILD) {
   // The child: compile exactly as loader.cjs does, run, and dump the cache when the bundle exits.
