@@ -75,12 +75,19 @@ typecheck: npm-deps
 # Node 20 single executable application (SEA) of the bundle: no node needed on the host
 # (it is the node binary itself, ~100 MB, dynamically linked against glibc). Never strip it:
 # a stripped SEA segfaults.
+# Its main is build/sea/loader.cjs, which runs the bundle (an asset) with a V8 code cache taken after a
+# DEL ran against fake tools (build/sea/warm.cjs): `useCodeCache` alone caches only the top level, so every
+# function a DEL calls was compiled on each start (measured in docs/performance.md).
 STANDALONE := dist/standalone/masq-janitor
+SEA_FILES := build/sea/loader.cjs build/sea/warm.cjs
 standalone: $(STANDALONE)
-$(STANDALONE): dist/masq-janitor
+$(STANDALONE): dist/masq-janitor $(SEA_FILES)
 	@mkdir -p $(@D)
-	printf '%s\n' '{"main": "dist/masq-janitor", "output": "$(@D)/sea-prep.blob",' \
-	  ' "disableExperimentalSEAWarning": true, "useCodeCache": true}' > $(@D)/sea-config.json
+	node build/sea/warm.cjs dist/masq-janitor $(@D)/bundle.cache $(@D)/top-level.cache
+	printf '%s\n' '{"main": "build/sea/loader.cjs", "output": "$(@D)/sea-prep.blob",' \
+	  ' "disableExperimentalSEAWarning": true, "useCodeCache": true,' \
+	  ' "assets": {"bundle.cjs": "dist/masq-janitor", "bundle.cache": "$(@D)/bundle.cache",' \
+	  ' "top-level.cache": "$(@D)/top-level.cache"}}' > $(@D)/sea-config.json
 	node --experimental-sea-config $(@D)/sea-config.json
 	cp "$$(command -v node)" $@.tmp
 	@# LIEF warns about note sections it cannot name ("Can't find string offset"); show the log only on failure.
