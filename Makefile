@@ -107,7 +107,7 @@ test: deps build standalone typecheck
 
 # Quick loop: everything that needs neither root nor real tools.
 unit: npm-deps build
-	npx vitest run test/identity.test.ts test/cni test/plan test/state test/apply test/cli test/examples
+	npx vitest run test/identity.test.ts test/address.test.ts test/log.test.ts test/cni test/backends test/records test/verbs test/hostport test/cli test/examples
 
 e2e: deps build
 	npx vitest run test/e2e
