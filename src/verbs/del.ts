@@ -1,6 +1,6 @@
 import { converge, type Attempt, type Outcome } from '../backends/backend.js';
 import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
-import { hasHostportEntries, iptablesBackend, type Xtables } from '../backends/iptables/run.js';
+import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
 import { nftHostportBackend } from '../backends/nft/hostport-run.js';
@@ -84,9 +84,10 @@ export async function del(ctx: VerbContext): Promise<Reply> {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
       const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
       // One process instead of two in the case this product exists for: a leak with prevResult in hand.
-      // portmap's state cannot be assumed (the runtime passes no mappings): with hostports on, one listing of
-      // CNI-HOSTPORT-DNAT first, and any entry rule of ours sends DEL down the read path, which plans both.
-      const speculate = prevIps.length > 0 && (!hostports || !(await hasHostportEntries(run, xt, me, wait)));
+      // portmap's state cannot be assumed (the runtime passes no mappings): the fast path also declares and
+      // deletes this attachment's CNI-DN-/CNI-SN- chains, so a live entry rule into one makes the kernel refuse,
+      // and the read path (which lists CNI-HOSTPORT-DNAT) plans both.
+      const speculate = prevIps.length > 0;
       const round0 = speculate ? await evidence({ n: 0 }) : undefined;
       const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
       return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me, hostports }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });

@@ -1,4 +1,4 @@
-import { chainName, chainNames, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, type Attachment } from '../../identity.js';
+import { chainName, chainNames, dnatChainName, iptablesComment, MASQ_CHAIN_PATTERN, parseIptablesComment, snatChainName, type Attachment } from '../../identity.js';
 import { networkOf, parseCidr } from '../../address.js';
 import type { ChainMode, Selection } from '../selection.js';
 import { parseRuleLine, type Rule, type Snapshot } from './parse.js';
@@ -33,6 +33,14 @@ export interface IptablesPlan {
    * expects, so `-X` fails ("not empty") if the chain holds anything else.
    */
   readonly inside?: readonly Rule[];
+  /**
+   * DEL's fast path only: portmap's chains of this attachment, which it
+   * cannot list without reading. Declared (emptied, or made) and deleted in
+   * the same transaction: if a portmap entry rule still enters one, the
+   * kernel refuses and DEL reads, and plans hostports from what it sees; if
+   * there is none, the pair changes nothing.
+   */
+  readonly probe?: readonly string[];
   /**
    * portmap's entry rules (in CNI-HOSTPORT-DNAT / -SNAT) to delete by exact
    * saved line; their CNI-DN-/CNI-SN- chains are in `chains`, so one
@@ -209,5 +217,7 @@ export function planAssumed(a: Attachment, ips: readonly string[], family: 4 | 6
   if (snapshot === undefined) return undefined;
   const plan = planIptables(snapshot, selection, mode);
   const doomed = new Set(plan.chains);
-  return { ...plan, inside: snapshot.rules.filter((r) => doomed.has(r.chain)) };
+  // portmap's chains go with the container's last interface, like the masquerade chain.
+  const probe = selection.hostports !== false && selection.containerGone(a) ? [dnatChainName(a), snatChainName(a)] : [];
+  return { ...plan, inside: snapshot.rules.filter((r) => doomed.has(r.chain)), probe };
 }

@@ -30,11 +30,14 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
   const lines = ['*nat'];
   // A plan that names the rules inside its chains deletes those, and -X then fails on anything left.
   if (plan.inside === undefined) for (const c of plan.chains) lines.push(`:${safeChain(c)} - [0:0]`);
+  // Chains declared and deleted in one transaction whatever they hold: if anything enters one, the kernel refuses.
+  for (const c of plan.probe ?? []) lines.push(`:${safeChain(c)} - [0:0]`);
   for (const j of plan.jumps) lines.push(`-D ${safeRuleBody(j.line)}`);
   // portmap's entry rules live in its shared chains; a -D by exact line takes only them, never the chain.
   for (const e of plan.entries) lines.push(`-D ${safeRuleBody(e.line)}`);
   for (const r of plan.inside ?? []) lines.push(`-D ${safeRuleBody(r.line)}`);
   for (const c of plan.chains) lines.push(`-X ${safeChain(c)}`);
+  for (const c of plan.probe ?? []) lines.push(`-X ${safeChain(c)}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
 }

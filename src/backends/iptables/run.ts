@@ -81,21 +81,6 @@ export async function restore(run: Runner, xt: Xtables, text: string, wait: numb
   return ok(undefined);
 }
 
-/**
- * Does CNI-HOSTPORT-DNAT hold an entry rule of this attachment? Decides
- * whether DEL may take its fast path. An error or an unreadable listing
- * says yes: the read path then finds out properly.
- */
-export async function hasHostportEntries(run: Runner, xt: Xtables, me: Attachment, wait: number): Promise<boolean> {
-  if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return false;
-  const listed = await listChain(run, xt, 'CNI-HOSTPORT-DNAT', wait);
-  if (!listed.ok) return true;
-  if (listed.value === undefined) return false;
-  return listed.value.rules.some((r) => {
-    const e = entryOf(r);
-    return !r.certain || (e?.owner !== undefined && e.owner.network === me.network && e.owner.containerId === me.containerId);
-  });
-}
 
 export type Scope =
   /**
@@ -120,33 +105,30 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
       // Listing a legacy table loads it; no legacy nat table in this netns means no state in it.
       if (xt.backend === 'legacy' && !legacyHasNat(xt.family)) return ok(undefined);
       if (attempt.whole || scope.kind === 'host') return saveNat(run, xt);
-      const post = await listChain(run, xt, 'POSTROUTING', wait);
-      if (!post.ok) return post;
-      if (post.value === undefined) return ok(undefined);
-      // The chains our jumps enter, and ours by name: their rules prove whose they are (names can collide).
       const me = scope.attachment;
-      const mine = (r: Rule): boolean => {
-        const o = jumpOwner(r);
-        return o !== undefined && o.network === me.network && o.containerId === me.containerId;
-      };
-      const names = new Set([chainName(me), ...post.value.rules.filter(mine).map((r) => r.jump as string)]);
-      const parts = [post.value];
-      if (scope.hostports !== false) {
-        // portmap's entry chains (absent when no port was ever published here), then our chains by name and
-        // whatever our entry rules enter: the planner proves ownership from the entry rules' comments.
-        for (const shared of ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SNAT']) {
-          const entries = await listChain(run, xt, shared, wait);
-          if (!entries.ok) return entries;
-          if (entries.value === undefined) continue;
-          parts.push(entries.value);
-          for (const r of entries.value.rules) {
-            const e = entryOf(r);
-            if (e?.owner && e.owner.network === me.network && e.owner.containerId === me.containerId) names.add(e.chain);
-          }
-          names.add(shared === 'CNI-HOSTPORT-DNAT' ? dnatChainName(me) : snatChainName(me));
-        }
+      const hostports = scope.hostports !== false;
+      // Everything that can hold this attachment's state, listed at once (the wall time of one listing):
+      // POSTROUTING, our chains by name, and portmap's entry chains (absent when no port was ever published).
+      const first = ['POSTROUTING', chainName(me), ...(hostports ? ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SNAT', dnatChainName(me), snatChainName(me)] : [])];
+      const listed = await Promise.all(first.map((c) => listChain(run, xt, c, wait)));
+      const parts: Snapshot[] = [];
+      for (const l of listed) {
+        if (!l.ok) return l;
+        if (l.value !== undefined) parts.push(l.value);
       }
-      for (const name of names) {
+      if (listed[0]?.ok && listed[0].value === undefined) return ok(undefined);
+      // The chains our jumps and entry rules enter, if another name than the ones above (plugins before v0.7):
+      // their rules prove whose they are (names can collide).
+      const mine = (o: Attachment | undefined): boolean => o !== undefined && o.network === me.network && o.containerId === me.containerId;
+      const more = new Set<string>();
+      for (const p of parts)
+        for (const r of p.rules) {
+          if (mine(jumpOwner(r))) more.add(r.jump as string);
+          const e = hostports ? entryOf(r) : undefined;
+          if (e && mine(e.owner)) more.add(e.chain);
+        }
+      for (const c of first) more.delete(c);
+      for (const name of more) {
         const chain = await listChain(run, xt, name, wait);
         if (!chain.ok) return chain;
         if (chain.value !== undefined) parts.push(chain.value);
