@@ -71,7 +71,8 @@ export async function del(ctx: VerbContext): Promise<Reply> {
 
   // A family prevResult gives this interface no address of holds nothing of this interface's: bridge made
   // its jumps, and portmap its DNAT rules, for the addresses it was given. sweep covers anything older.
-  const families = ([4, 6] as const).filter((f) => ips === undefined || ips.some((i) => i.family === f));
+  // (A prevResult that gives this interface no address at all says nothing: both are looked at, as without it.)
+  const families = ([4, 6] as const).filter((f) => ips === undefined || ips.length === 0 || ips.some((i) => i.family === f));
   const tables = families.flatMap((f) => delVariants(f, ctx.path));
   const nftRun = gateNftListings(run);
   const wait = conf.settings.lockWait;

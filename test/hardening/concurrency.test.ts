@@ -33,7 +33,7 @@ const PATH = `${SYSTEM_PATH}:${dirname(process.execPath)}`;
 let tmp = '';
 let host: Netns;
 let pristine: Tables;
-const figures = { pluginCalls: 0, maxInFlight: 0, adds: 0, dels: 0, doubleDels: 0, delFailures: 0, addFailures: 0, leakedChains: 0, leakedRules: 0, foreignTouched: 0, ipamLeft: 0, janitorWarnings: 0, seconds: 0 };
+const figures = { pluginCalls: 0, maxInFlight: 0, adds: 0, dels: 0, doubleDels: 0, bridgeDoubleDelRaces: 0, delFailures: 0, addFailures: 0, leakedChains: 0, leakedRules: 0, foreignTouched: 0, ipamLeft: 0, janitorWarnings: 0, seconds: 0 };
 let inFlight = 0;
 
 type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
@@ -145,6 +145,7 @@ afterAll(async () => {
     'foreign CNI chains present (other networks, one restore)': FOREIGN_CHAINS + CONTAINERS,
     'DEL chains run (half CNI_NETNS="" after the netns is gone, half alive)': figures.dels,
     'same-container DELs run twice concurrently': figures.doubleDels,
+    "bridge's own race in a concurrent double DEL (netns alive; not counted as a failure)": figures.bridgeDoubleDelRaces,
     'plugin invocations (concurrent operations)': figures.pluginCalls,
     'most plugin processes in flight at once': figures.maxInFlight,
     'ADD failures': figures.addFailures,
@@ -200,6 +201,12 @@ describe(`concurrency: ${CONTAINERS} containers through bridge + host-local + ma
       figures.dels += 2;
       figures.doubleDels++;
       for (const f of both) {
+        // bridge's own race, not the janitor's: two bridge DELs in a live netns both find eth0, one deletes it and
+        // the other's delete fails (upstream DelLinkByNameAddr). The janitor ran first in both and succeeded.
+        if (f && !gone && /DEL bridge exit 1: .*failed to delete \\?"eth0\\?": no such device/s.test(f)) {
+          figures.bridgeDoubleDelRaces++;
+          continue;
+        }
         if (f) {
           figures.delFailures++;
           failures.push(`double DEL of container ${i} (${gone ? 'netns gone' : 'netns alive'}): ${f}`);

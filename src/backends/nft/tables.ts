@@ -25,6 +25,8 @@ export function gateNftListings(run: Runner): Runner {
       if (r.exitCode !== 0) return undefined;
       try {
         const doc = Tables.parse(JSON.parse(r.stdout));
+        // A table list holds tables only: an answer with rules in it is not one, and proves nothing absent.
+        if (doc.nftables.some((i) => typeof i === 'object' && i !== null && 'rule' in i)) return undefined;
         return new Set(doc.nftables.flatMap((i) => {
           const t = Table.safeParse(i);
           return t.success ? [`${t.data.table.family} ${t.data.table.name}`] : [];
