@@ -3,7 +3,6 @@ import { planAssumed, type IptablesPlan } from '../backends/iptables/plan.js';
 import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
-import { gateNftListings } from '../backends/nft/tables.js';
 import { nftHostportBackend } from '../backends/nft/hostport-run.js';
 import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
@@ -74,17 +73,16 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   // (A prevResult that gives this interface no address at all says nothing: both are looked at, as without it.)
   const families = ([4, 6] as const).filter((f) => ips === undefined || ips.length === 0 || ips.some((i) => i.family === f));
   const tables = families.flatMap((f) => delVariants(f, ctx.path));
-  const nftRun = gateNftListings(run);
   const wait = conf.settings.lockWait;
   // portmap's nft tables: this container's rules, restricted to this interface's IPs when prevResult named them.
   const hostportIps = ips?.map((i) => i.ip);
   const nftHostports = hostports
     ? (['ip', 'ip6'] as const).map((family) =>
-        converge(nftHostportBackend(nftRun, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true }),
+        converge(nftHostportBackend(run, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true }),
       )
     : [];
   const [nft, ...results] = await Promise.all([
-    converge(nftBackend(nftRun, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
+    converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
     ...nftHostports,
     ...tables.map(async (xt: Xtables) => {
       const evidence = selectionFor(xt.family, xt.variant === 'default');
