@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,9 +46,14 @@ describe('nft batch files', () => {
       mkdirSync(d, { recursive: true });
       writeFileSync(join(d, 'batch.nft'), 'delete rule inet cni_plugins_masquerade masq_checks handle 1\n');
     }
-    const r = await applyNft(fakeRunner(), 'delete rule inet cni_plugins_masquerade masq_checks handle 7\n');
-    expect(r.ok).toBe(true);
-    expect(existsSync(dead)).toBe(false);
-    expect(existsSync(live)).toBe(true);
+    try {
+      const r = await applyNft(fakeRunner(), 'delete rule inet cni_plugins_masquerade masq_checks handle 7\n');
+      expect(r.ok).toBe(true);
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      rmSync(dead, { recursive: true, force: true });
+      rmSync(live, { recursive: true, force: true });
+    }
   });
 });
