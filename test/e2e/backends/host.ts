@@ -26,6 +26,8 @@ export const PATH = `${SYSTEM_PATH}:${NODE_DIR}`;
 /** Legacy tables live in our own namespaces: a private xtables lock keeps other people's iptables runs from stalling ours. */
 const LOCK_DIR = mkdtempSync(join(tmpdir(), 'mjb-lock-'));
 export const XTABLES_LOCKFILE = join(LOCK_DIR, 'xtables.lock');
+// afterAll, not only 'exit': vitest ends its workers without an exit event, which left one dir per file in /tmp.
+afterAll(() => rmSync(LOCK_DIR, { recursive: true, force: true }));
 process.on('exit', () => rmSync(LOCK_DIR, { recursive: true, force: true }));
 
 /** Every child of these suites gets exactly this environment, plus what a call adds. */
