@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import '../../cni/zod.js';
 import { CNI_NAME_PATTERN } from '../../identity.js';
+import { Listing, RuleJson } from './parse.js';
 import { canonicalIp } from '../../hostport/ip.js';
 import type { HostPort } from '../../hostport/ports.js';
 
@@ -48,17 +49,6 @@ const Prefix = z.looseObject({ prefix: z.looseObject({ addr: z.string(), len: z.
 const Match = z.looseObject({ match: z.looseObject({ op: z.string(), left: z.unknown(), right: z.unknown() }) });
 const Dnat = z.looseObject({ dnat: z.looseObject({ addr: z.string(), port: z.optional(z.int()) }) });
 const Masquerade = z.looseObject({ masquerade: z.null() });
-const RuleJson = z.looseObject({
-  rule: z.looseObject({
-    family: z.string(),
-    table: z.string(),
-    chain: z.string(),
-    handle: z.int().check(z.nonnegative()),
-    comment: z.optional(z.string()),
-    expr: z.optional(z.array(z.unknown())),
-  }),
-});
-const Listing = z.looseObject({ nftables: z.array(z.unknown()) });
 
 interface Operand {
   readonly field: string;

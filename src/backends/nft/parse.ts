@@ -30,7 +30,8 @@ export interface NftRule {
 const Match = z.looseObject({
   match: z.looseObject({ left: z.looseObject({ payload: z.optional(z.looseObject({ field: z.string() })) }), right: z.unknown() }),
 });
-const RuleJson = z.looseObject({
+/** One rule of an `nft -j list` answer: every backend's rules come in this shape. */
+export const RuleJson = z.looseObject({
   rule: z.looseObject({
     family: z.string(),
     table: z.string(),
@@ -40,7 +41,8 @@ const RuleJson = z.looseObject({
     expr: z.optional(z.array(z.unknown())),
   }),
 });
-const Listing = z.looseObject({ nftables: z.array(z.unknown()) });
+/** The `nft -j list` document. */
+export const Listing = z.looseObject({ nftables: z.array(z.unknown()) });
 
 const COMMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16}), net: (.*), if: (.*), id: (.*)$/s;
 
