@@ -108,10 +108,6 @@ export class FakeHost {
       return done('', 2, `fake: unsupported ${file} ${args.join(' ')}`);
     }
     if (file === 'nft') {
-      if (args[0] === '-j' && args[1] === 'list' && args[2] === 'tables') {
-        const t = (family: string, name: string) => ({ table: { family, name, handle: 1 } });
-        return done(JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, t('inet', 'cni_plugins_masquerade'), t('ip', 'cni_hostport'), t('ip6', 'cni_hostport')] }));
-      }
       if (args[0] === '-j' && args[1] === 'list') return done(this.nftJson());
       if (args[0] === '-f') {
         if (this.failNext.nft > 0) {

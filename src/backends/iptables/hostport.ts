@@ -38,7 +38,6 @@ const chainOf = (kind: PortmapCommentKind, a: Attachment): string => (kind === '
 const commentOf = (kind: PortmapCommentKind, a: Attachment): string => savedComment(kind === 'dnat' ? dnatComment(a) : snatComment(a));
 
 const isCertain = (r: Rule): boolean => r.certain;
-const enters = (r: Rule, chain: string): boolean => r.jump === chain || r.goto === chain;
 
 export interface HostportEntry {
   readonly rule: Rule;

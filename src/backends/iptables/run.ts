@@ -5,7 +5,7 @@ import type { Backend, Progress, Removed } from '../backend.js';
 import { NONE_REMOVED } from '../backend.js';
 import type { Runner } from '../exec.js';
 import type { Selection } from '../selection.js';
-import { mergeSnapshots, parseListing, parseSave, type Rule, type Snapshot } from './parse.js';
+import { mergeSnapshots, parseListing, parseSave, type Snapshot } from './parse.js';
 import { doomedBy, isEmptyPlan, jumpOwner, planIptables, type IptablesPlan } from './plan.js';
 import { chunkPlan, renderRecreate, renderRestore } from './render.js';
 import { legacyHasNat } from './variants.js';
