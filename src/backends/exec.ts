@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+
 /**
  * The one door to child processes. Everything that runs a tool goes through
  * a Runner, so tests can record exactly what would reach iptables or nft.
@@ -32,28 +34,72 @@ function lockFileEnv(): Record<string, string> {
   return f ? { XTABLES_LOCKFILE: f } : {};
 }
 
-/** A Runner backed by execa, loaded on first use so verbs that spawn nothing never pay for it. */
-export function execaRunner(path: string): Runner {
-  return async (file, args, opts = {}) => {
-    const { execa } = await import('execa');
-    const r = await execa(file, [...args], {
-      reject: false,
-      input: opts.input ?? '',
-      timeout: opts.timeoutMs ?? 60_000,
-      stripFinalNewline: false,
-      // C locale: error texts are matched below, and must not be translated.
-      env: { PATH: path, LC_ALL: 'C', ...lockFileEnv() },
-      extendEnv: false,
-      maxBuffer: 512 * 1024 * 1024,
+/** What a tool may print before it is stopped: a whole-table save at 100,000 chains is about 40 MiB. */
+const MAX_OUTPUT = 512 * 1024 * 1024;
+/** After the timeout's SIGTERM, a tool that is still there gets SIGKILL this much later. */
+const KILL_GRACE_MS = 5_000;
+
+/**
+ * A Runner on node:child_process. execa was measured here (make bench, issue 12): loading it and its
+ * per-call promise and stream plumbing cost about 40 ms of main-thread time in a DEL that spawns four
+ * tools, 40% of the work above Node's own start-up, and that main thread is what spawns the next tool.
+ * A DEL needs only input, two captured outputs, a timeout and "not found", so it gets just that.
+ */
+export function spawnRunner(path: string): Runner {
+  // C locale: error texts are matched by the callers, and must not be translated.
+  const env = { PATH: path, LC_ALL: 'C', ...lockFileEnv() };
+  return (file, args, opts = {}) =>
+    new Promise<ExecResult>((resolve) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      let overflow = false;
+      let timedOut = false;
+      let spawnError: NodeJS.ErrnoException | undefined;
+      let settled = false;
+      let child: ReturnType<typeof spawn>;
+      try {
+        child = spawn(file, [...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      } catch (e) {
+        // Arguments Node refuses to pass (a NUL byte): the tool never ran.
+        resolve({ exitCode: undefined, stdout: '', stderr: `${file}: ${(e as Error).message}`, notFound: false, timedOut: false });
+        return;
+      }
+      const stop = (): void => {
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS).unref();
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        stop();
+      }, opts.timeoutMs ?? 60_000);
+      const collect = (into: Buffer[]) => (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_OUTPUT) into.push(chunk);
+        else if (!overflow) {
+          overflow = true;
+          stop();
+        }
+      };
+      const finish = (exitCode: number | undefined): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const notFound = spawnError?.code === 'ENOENT';
+        const stderr = Buffer.concat(err).toString('utf8');
+        const why = spawnError !== undefined ? `${file}: ${spawnError.message}` : overflow ? `${file}: output over ${MAX_OUTPUT} bytes, stopped` : '';
+        resolve({ exitCode: overflow ? undefined : exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: stderr !== '' ? stderr : why, notFound, timedOut });
+      };
+      child.stdout?.on('data', collect(out));
+      child.stderr?.on('data', collect(err));
+      // A tool that exits without reading its input (a missing table, a usage error) closes the pipe first.
+      child.stdin?.on('error', () => {});
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        spawnError = e;
+        // A failed spawn never starts, so no 'close' may follow; a kill error of a live child is not an end.
+        if (child.pid === undefined) finish(undefined);
+      });
+      child.on('close', (code) => finish(code ?? undefined));
+      child.stdin?.end(opts.input ?? '');
     });
-    const message = r.message ?? '';
-    const notFound = (r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && /ENOENT/.test(message));
-    return {
-      exitCode: r.exitCode,
-      stdout: typeof r.stdout === 'string' ? r.stdout : '',
-      stderr: typeof r.stderr === 'string' && r.stderr !== '' ? r.stderr : notFound ? message : '',
-      notFound,
-      timedOut: r.timedOut,
-    };
-  };
 }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { converge, type Attempt, type Backend } from '../backends/backend.js';
-import { effectivePath, execaRunner, type Runner } from '../backends/exec.js';
+import { effectivePath, spawnRunner, type Runner } from '../backends/exec.js';
 import type { Snapshot } from '../backends/iptables/parse.js';
 import type { IptablesPlan } from '../backends/iptables/plan.js';
 import { binary, iptablesBackend } from '../backends/iptables/run.js';
@@ -120,7 +120,7 @@ export async function sweep(argv: string[]): Promise<number> {
   }
   const started = Date.now();
   const path = effectivePath(process.env);
-  const report = await sweepHost({ run: execaRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
+  const report = await sweepHost({ run: spawnRunner(path), path, stateDir, network: values.network, settleMs: settle * 1000, apply: values.apply, wait: settings.value.lockWait, progress: (line) => err(`masq-janitor sweep: ${line}\n`) });
   const { rows, totals, looked, errors, removed, conflicts } = report;
   const metricsFile = values['metrics-file'];
   if (metricsFile !== undefined) {

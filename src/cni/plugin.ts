@@ -1,4 +1,4 @@
-import { effectivePath, execaRunner, type Runner } from '../backends/exec.js';
+import { effectivePath, spawnRunner, type Runner } from '../backends/exec.js';
 import { createLogger, silentLogger, type Complain, type Logger } from '../log.js';
 import type { Reply, VerbContext } from '../verbs/context.js';
 import type { NetConf } from './config.js';
@@ -62,7 +62,7 @@ export async function runPlugin(inv: Invocation, world: World = {}): Promise<Out
   if (!confParsed.ok) return errorOutcome(shownVersion, confParsed.error);
   const conf = confParsed.value;
   const path = effectivePath(inv.env);
-  const ctx: VerbContext = { env, conf, run: world.run ?? execaRunner(path), path, log: silentLogger };
+  const ctx: VerbContext = { env, conf, run: world.run ?? spawnRunner(path), path, log: silentLogger };
   try {
     return replyOutcome(conf.cniVersion, await dispatch(ctx, inv.env));
   } catch (e) {
@@ -92,7 +92,7 @@ async function teardown(inv: Invocation, world: World, complain: Complain): Prom
   let log: Logger = silentLogger;
   try {
     log = createLogger(conf.settings, { plugin: 'masq-janitor', verb }, complain);
-    const ctx: VerbContext = { env: envParsed.value, conf, run: world.run ?? execaRunner(path), path, log };
+    const ctx: VerbContext = { env: envParsed.value, conf, run: world.run ?? spawnRunner(path), path, log };
     const reply = await dispatch(ctx, inv.env);
     await flush(log, complain);
     return replyOutcome(conf.cniVersion, reply);
