@@ -33,7 +33,8 @@ if (process.env.MJ_WARM_CHILD) {
   try {
     // What the tools print in a netns with no masquerade state (iptables 1.8.9 nft variant, nft 1.0.6).
     const tools = {
-      nft: 'echo "Error: No such file or directory" >&2; exit 1',
+      // `-j -i`: DEL's batched listings (src/backends/nft/listings.ts), one error block per command.
+      nft: 'if [ "$2" = -i ]; then while read -r l; do printf "Error: No such file or directory\\n%s\\n  ^^^\\n" "$l"; done >&2; exit 0; fi; echo "Error: No such file or directory" >&2; exit 1',
       iptables: 'case "$*" in --version) echo "iptables v1.8.9 (nf_tables)";; *" -S POSTROUTING") echo "-P POSTROUTING ACCEPT";; *" -S "*) echo "iptables: No chain/target/match by that name." >&2; exit 1;; *) exit 0;; esac',
       'iptables-restore': 'cat >/dev/null; echo "iptables-restore: line 3 failed: Bad rule (does a matching rule exist in that chain?)." >&2; exit 1',
       'iptables-save': 'printf "*nat\\n:PREROUTING ACCEPT [0:0]\\n:INPUT ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\n:POSTROUTING ACCEPT [0:0]\\nCOMMIT\\n"',

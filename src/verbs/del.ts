@@ -4,6 +4,7 @@ import { iptablesBackend, type Xtables } from '../backends/iptables/run.js';
 import { delVariants } from '../backends/iptables/variants.js';
 import { nftBackend } from '../backends/nft/run.js';
 import { nftHostportBackend } from '../backends/nft/hostport-run.js';
+import { coalescingNftLists } from '../backends/nft/listings.js';
 import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
@@ -74,28 +75,34 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   const families = ([4, 6] as const).filter((f) => ips === undefined || ips.length === 0 || ips.some((i) => i.family === f));
   const tables = families.flatMap((f) => delVariants(f, ctx.path));
   const wait = conf.settings.lockWait;
+  // iptables first: its restore is a DEL's longest process. The nft listings wait for the next turn of the
+  // event loop, so they are spawned after it (the fast path reaches its spawn in microtasks) and run beside it.
+  const iptablesRuns = tables.map(async (xt: Xtables) => {
+    const evidence = selectionFor(xt.family, xt.variant === 'default');
+    const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
+    // One process instead of two in the case this product exists for: a leak with prevResult in hand.
+    // portmap's state cannot be assumed (the runtime passes no mappings): the fast path also declares and
+    // deletes this attachment's CNI-DN-/CNI-SN- chains, so a live entry rule into one makes the kernel refuse,
+    // and the read path (which lists CNI-HOSTPORT-DNAT) plans both.
+    const speculate = prevIps.length > 0;
+    const round0 = speculate ? await evidence({ n: 0 }) : undefined;
+    const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
+    return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me, hostports }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
+  });
+  // The three nft listings of a round go to one nft process.
+  const nftRun = coalescingNftLists(run);
+  const afterIptables = <T>(start: () => Promise<T>): Promise<T> => new Promise<void>((go) => setImmediate(go)).then(start);
   // portmap's nft tables: this container's rules, restricted to this interface's IPs when prevResult named them.
   const hostportIps = ips?.map((i) => i.ip);
   const nftHostports = hostports
     ? (['ip', 'ip6'] as const).map((family) =>
-        converge(nftHostportBackend(run, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true }),
+        afterIptables(() => converge(nftHostportBackend(nftRun, family, { kind: 'del', containerId: me.containerId, ips: hostportIps }), async () => ({ ...delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), hostports }), { firstWhole: true })),
       )
     : [];
   const [nft, ...results] = await Promise.all([
-    converge(nftBackend(run, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true }),
+    afterIptables(() => converge(nftBackend(nftRun, [me.network]), async () => delSelection(me, { prevIps: undefined, others: othersNow(), bridgeTearsDown: false }), { firstWhole: true })),
     ...nftHostports,
-    ...tables.map(async (xt: Xtables) => {
-      const evidence = selectionFor(xt.family, xt.variant === 'default');
-      const prevIps = ips?.filter((i) => i.family === xt.family).map((i) => `${i.ip}/${i.prefix}`) ?? [];
-      // One process instead of two in the case this product exists for: a leak with prevResult in hand.
-      // portmap's state cannot be assumed (the runtime passes no mappings): the fast path also declares and
-      // deletes this attachment's CNI-DN-/CNI-SN- chains, so a live entry rule into one makes the kernel refuse,
-      // and the read path (which lists CNI-HOSTPORT-DNAT) plans both.
-      const speculate = prevIps.length > 0;
-      const round0 = speculate ? await evidence({ n: 0 }) : undefined;
-      const speculative: IptablesPlan | undefined = round0 === undefined ? undefined : planAssumed(me, prevIps, xt.family, round0, { recreate: round0.recreateChains === true, conservative: false });
-      return converge(iptablesBackend(run, xt, { kind: 'attachment', attachment: me, hostports }, wait), evidence, { firstWhole: false, ...(speculative ? { speculative } : {}) });
-    }),
+    ...iptablesRuns,
   ]);
 
   const reports: Outcome<unknown, unknown>[] = [];

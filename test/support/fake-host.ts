@@ -108,7 +108,19 @@ export class FakeHost {
       return done('', 2, `fake: unsupported ${file} ${args.join(' ')}`);
     }
     if (file === 'nft') {
-      if (args[0] === '-j' && args[1] === 'list') return done(this.nftJson());
+      if (args[0] === '-j' && args[1] === 'list') {
+        const r = this.nftList(args.slice(1).join(' '));
+        return r.ok ? done(r.json) : done('', 1, r.error);
+      }
+      // nft -i, as coalescingNftLists uses it: each input line its own command, errors on stderr, exit 0.
+      if (args[0] === '-j' && args[1] === '-i') {
+        const answers = (input ?? '').split('\n').filter((l) => l !== '').map((l) => this.nftList(l));
+        return done(
+          answers.map((a) => (a.ok ? `${a.json}\n` : '')).join(''),
+          0,
+          answers.map((a) => (a.ok ? '' : a.error)).join(''),
+        );
+      }
       if (args[0] === '-f') {
         if (this.failNext.nft > 0) {
           this.failNext.nft--;
@@ -162,6 +174,13 @@ export class FakeHost {
     t.chains = chains;
     t.rules = rules;
     return undefined;
+  }
+
+  /** One `nft -j` listing command: bridge's chain is always there; portmap's nft tables never are. */
+  private nftList(command: string): { ok: true; json: string } | { ok: false; error: string } {
+    if (command === 'list chain inet cni_plugins_masquerade masq_checks') return { ok: true, json: this.nftJson() };
+    const at = command.lastIndexOf(' ') + 1;
+    return { ok: false, error: `Error: No such file or directory\n${command}\n${' '.repeat(at)}${'^'.repeat(command.length - at)}\n` };
   }
 
   private nftJson(): string {
