@@ -12,11 +12,15 @@ export interface ExecResult {
   /** The binary was not found on PATH. */
   readonly notFound: boolean;
   readonly timedOut: boolean;
+  /** stdout as bytes, when asked for with `stdoutBytes` (then `stdout` is empty). */
+  readonly bytes?: Buffer;
 }
 
 export interface ExecOptions {
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** Return stdout as bytes: a whole-table save is parsed line by line, never held as one string. */
+  readonly stdoutBytes?: boolean;
 }
 
 export type Runner = (file: string, args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
@@ -88,7 +92,17 @@ export function spawnRunner(path: string): Runner {
         const notFound = spawnError?.code === 'ENOENT';
         const stderr = Buffer.concat(err).toString('utf8');
         const why = spawnError !== undefined ? `${file}: ${spawnError.message}` : overflow ? `${file}: output over ${MAX_OUTPUT} bytes, stopped` : '';
-        resolve({ exitCode: overflow ? undefined : exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: stderr !== '' ? stderr : why, notFound, timedOut });
+        const bytes = Buffer.concat(out);
+        // Node keeps the ChildProcess (its native handle is a GC root) for a while after it ends, and with
+        // it these listeners and whatever they reach: this call's result, a 40 MiB save. Let go of both.
+        out.length = 0;
+        err.length = 0;
+        child.removeAllListeners();
+        child.stdout?.removeAllListeners('data');
+        child.stderr?.removeAllListeners('data');
+        child.on('error', () => {});
+        const result = { exitCode: overflow ? undefined : exitCode, stderr: stderr !== '' ? stderr : why, notFound, timedOut };
+        resolve(opts.stdoutBytes === true ? { ...result, stdout: '', bytes } : { ...result, stdout: bytes.toString('utf8') });
       };
       child.stdout?.on('data', collect(out));
       child.stderr?.on('data', collect(err));

@@ -56,6 +56,12 @@ describe('spawnRunner', () => {
     expect(r.stderr).toMatch(/null bytes|NUL|\\u0000/i);
   });
 
+  it('gives stdout as bytes when asked (saveNat), with the text left empty', async () => {
+    const r = await run('printf', ['a\\303\\251\\n'], { stdoutBytes: true });
+    expect(r.stdout).toBe('');
+    expect(r.bytes?.toString('utf8')).toBe('aé\n');
+  });
+
   it('reads big outputs whole (a whole-table save)', async () => {
     const r = await run('sh', ['-c', 'head -c 20000000 /dev/zero | tr "\\0" a'], {});
     expect(r.stdout.length).toBe(20_000_000);

@@ -264,14 +264,20 @@ export function logicalLines(text: string): string[] {
   return out;
 }
 
-/** The same, streamed: big saves (100,000 chains) are never held twice. */
-export function forEachLogicalLine(text: string, each: (line: string) => void): void {
+/**
+ * The same, streamed: big saves (100,000 chains) are never held twice. From
+ * a Buffer each line is decoded on its own, so what a snapshot keeps (rule
+ * lines, and names cut from them) never pins the whole 40 MiB output.
+ */
+export function forEachLogicalLine(text: string | Buffer, each: (line: string) => void): void {
   let pending: string | undefined;
   let start = 0;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    const raw = text.slice(start, end);
+  const length = text.length;
+  while (start <= length) {
+    let end = typeof text === 'string' ? text.indexOf('\n', start) : text.indexOf(10, start);
+    if (end < 0) end = length;
+    // A newline byte never occurs inside a multi-byte UTF-8 sequence, so each line decodes alone.
+    const raw = typeof text === 'string' ? text.slice(start, end) : text.toString('utf8', start, end);
     start = end + 1;
     const line = pending === undefined ? raw : `${pending}\n${raw}`;
     // Only a line with a quote can leave one open; most lines have none and skip the tokenizer.
@@ -296,7 +302,7 @@ function addChainDeclaration(line: string, chains: Set<string>): boolean {
  * caller drop rules it will never need (most of a kube-proxy table) before
  * they are parsed and held.
  */
-export function parseSave(text: string, table = 'nat', keep: (line: string) => boolean = () => true): Snapshot {
+export function parseSave(text: string | Buffer, table = 'nat', keep: (line: string) => boolean = () => true): Snapshot {
   const chains = new Set<string>();
   const rules: Rule[] = [];
   let current: string | undefined;

@@ -69,9 +69,9 @@ const mayConcernUs = (line: string): boolean => line.includes('CNI-');
 
 /** The whole nat table, as far as it can concern us. */
 export async function saveNat(run: Runner, xt: Xtables): Promise<Result<Snapshot, JanitorError>> {
-  const r = await run(binary(xt, 'save'), ['-t', 'nat'], { timeoutMs: 300_000 });
+  const r = await run(binary(xt, 'save'), ['-t', 'nat'], { timeoutMs: 300_000, stdoutBytes: true });
   if (r.exitCode !== 0) return fail(classify(xt, 'save', r));
-  return ok(parseSave(r.stdout, 'nat', mayConcernUs));
+  return ok(parseSave(r.bytes ?? r.stdout, 'nat', mayConcernUs));
 }
 
 /** One atomic transaction: all of `text` applies, or none of it. */
