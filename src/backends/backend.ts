@@ -46,13 +46,12 @@ export interface Backend<S, P> {
   apply(plan: P, progress: Progress): Promise<{ readonly removed: Removed; readonly error?: JanitorError; readonly final?: boolean }>;
 }
 
-export interface Outcome<S, P> {
+export interface Outcome<P> {
   readonly where: string;
   readonly removed: Removed;
   readonly attempts: number;
   /** The first plan made from evidence (what a report lists). */
   readonly plan: P | undefined;
-  readonly snapshot: S | undefined;
   readonly skipped?: string;
 }
 
@@ -63,10 +62,13 @@ export interface ConvergeOptions<P> {
   /** A plan made without reading (DEL's fast path): tried first; if the table is otherwise, the kernel refuses it. */
   readonly speculative?: P;
   readonly progress?: Progress;
-  /** A snapshot the caller already read for attempt 1 (sweep's report): planned from instead of reading again. */
-  readonly known?: unknown;
-  /** The plan the caller already made from `known` with attempt 1's evidence: not made twice (100,000 attachments). */
-  readonly knownPlan?: unknown;
+  /**
+   * Attempt 1's plan, made by the caller from its own read and attempt 1's
+   * evidence (sweep's report): applied as it is, so the caller need not keep
+   * the snapshot (100,000 attachments) while the transaction runs. A retry
+   * reads again, as always.
+   */
+  readonly planned?: unknown;
 }
 
 /**
@@ -75,41 +77,41 @@ export interface ConvergeOptions<P> {
  * doomed. So a retry never removes what the first look kept, and never
  * decides from records read before the table moved.
  */
-export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attempt) => Promise<Selection>, opts: ConvergeOptions<P>): Promise<Result<Outcome<S, P>, JanitorError>> {
+export async function converge<S, P>(b: Backend<S, P>, evidence: (attempt: Attempt) => Promise<Selection>, opts: ConvergeOptions<P>): Promise<Result<Outcome<P>, JanitorError>> {
   const progress = opts.progress ?? (() => {});
   let removed = NONE_REMOVED;
   if (opts.speculative !== undefined && !b.isEmpty(opts.speculative)) {
     const r = await b.apply(opts.speculative, progress);
     removed = add(removed, r.removed);
-    if (r.error === undefined) return ok({ where: b.where, removed, attempts: 0, plan: opts.speculative, snapshot: undefined });
+    if (r.error === undefined) return ok({ where: b.where, removed, attempts: 0, plan: opts.speculative });
     // A missing restore binary does not mean there is nothing to read: the table may hold nothing of ours.
     if ((!retryable(r.error) && r.error.kind !== 'missing-tool') || r.final === true) return fail(r.error);
   }
   const attempts = opts.attempts ?? 3;
   let within: P | undefined;
   let first: P | undefined;
-  let firstSnapshot: S | undefined;
   let last: JanitorError | undefined;
   for (let n = 1; n <= attempts; n++) {
     const attempt: Attempt = { n, whole: n > 1 || opts.firstWhole, conservative: n > 1 };
-    const read = n === 1 && opts.known !== undefined ? ok(opts.known as S) : await b.read(attempt);
-    if (!read.ok) {
-      if (read.error.kind === 'missing-tool') return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot, skipped: read.error.message });
-      return fail(read.error);
+    let plan: P;
+    if (n === 1 && opts.planned !== undefined) plan = opts.planned as P;
+    else {
+      const read = await b.read(attempt);
+      if (!read.ok) {
+        if (read.error.kind === 'missing-tool') return ok({ where: b.where, removed, attempts: n, plan: first, skipped: read.error.message });
+        return fail(read.error);
+      }
+      if (read.value === undefined) return ok({ where: b.where, removed, attempts: n, plan: first, skipped: 'table absent' });
+      // Evidence is read after the table, on every attempt: what was recorded by now is what counts.
+      const selection = await evidence(attempt);
+      plan = b.plan(read.value, selection, attempt, within);
     }
-    if (read.value === undefined) return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot, skipped: 'table absent' });
-    // Evidence is read after the table, on every attempt: what was recorded by now is what counts.
-    const selection = await evidence(attempt);
-    const plan = n === 1 && opts.knownPlan !== undefined ? (opts.knownPlan as P) : b.plan(read.value, selection, attempt, within);
-    if (first === undefined) {
-      first = plan;
-      firstSnapshot = read.value;
-    }
+    first ??= plan;
     within ??= plan;
-    if (b.isEmpty(plan)) return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot });
+    if (b.isEmpty(plan)) return ok({ where: b.where, removed, attempts: n, plan: first });
     const r = await b.apply(plan, progress);
     removed = add(removed, r.removed);
-    if (r.error === undefined) return ok({ where: b.where, removed, attempts: n, plan: first, snapshot: firstSnapshot });
+    if (r.error === undefined) return ok({ where: b.where, removed, attempts: n, plan: first });
     if (!retryable(r.error) || r.final === true) return fail(r.error);
     last = r.error;
     progress(`${b.where}: a transaction failed (${r.error.message}); reading the table and the records again`);

@@ -19,6 +19,7 @@ import { renderMetrics, writeMetricsFile, type SweepCounts, type SweepSummary } 
 import { describeIptables, describeNft, describeNftHostport, renderTable, type OrphanRow } from './orphans.js';
 import { stdio } from './output.js';
 import { loadJanitorSettings } from './settings.js';
+import { collectGarbage } from './memory.js';
 
 import { hostPortsOf } from '../backends/iptables/hostport.js';
 import { findPortConflicts, iptablesHolders, nftHolders, renderPortConflicts, type PortConflict } from '../hostport/conflicts.js';
@@ -190,17 +191,86 @@ export interface SweepReport {
  * table and records on every retry. The decisions are the planners'.
  */
 export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
-  const { run, path, network, wait, progress } = o;
+  const { network, progress } = o;
+  const shared = { recordedNetworks: [] as readonly string[] };
+  const { rows, totals, looked, errors, conflicts, planned, first } = await survey(o, shared);
+  const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
+  const done = new Set<Planned>();
+  const counts = (): SweepCounts[] => planned.flatMap((t) => countsOf(t, done.has(t)));
+  if (!o.apply) return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
+
+  for (const t of planned) {
+    // A retry reads this table and then the records again (per table: records read for another table's
+    // retry predate this table's re-read); its plan stays within the first one.
+    const rounds = new Map<number, Selection>([[1, first]]);
+    const evidence = async (a: Attempt): Promise<Selection> => {
+      let sel = rounds.get(a.n);
+      if (!sel) {
+        const records = readRecords(o.stateDir);
+        shared.recordedNetworks = [...new Set([...shared.recordedNetworks, ...records.networks])];
+        rounds.set(a.n, (sel = sweepSelection(records, inScope(network))));
+      }
+      return sel;
+    };
+    // The survey's snapshots are garbage by now; at 100,000 attachments V8 would keep their pages while
+    // iptables-restore (320 MiB of its own there) runs beside us, under the same memory limit.
+    if (t.rows.length >= LARGE_PLAN) collectGarbage();
+    const r = await converge<unknown, unknown>(t.backend, evidence, { firstWhole: true, planned: t.plan, progress });
+    if (!r.ok) {
+      errors.push(r.error.message);
+      continue;
+    }
+    removed.chains += r.value.removed.chains;
+    removed.jumps += r.value.removed.jumps;
+    removed.nftRules += r.value.removed.rules;
+    removed.transactions += r.value.removed.transactions;
+    done.add(t);
+  }
+  return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
+}
+
+/** Made out here: a closure made in survey() would keep survey's whole scope (the snapshots) alive. */
+const inScope =
+  (network: string | undefined) =>
+  (net: string): boolean =>
+    network === undefined || net === network;
+
+/** Rows above which a table's transaction is preceded by a full garbage collection. */
+const LARGE_PLAN = 10_000;
+
+/** One table as the survey left it: its first plan and report, and no snapshot. */
+interface Planned {
+  readonly backend: Backend<unknown, unknown>;
+  readonly kind: string;
+  readonly plan: unknown;
+  readonly rows: readonly OrphanRow[];
+  /** Every attachment the table held state of, as `network/containerId`. */
+  readonly holders: ReadonlySet<string>;
+}
+
+interface Survey {
+  readonly rows: OrphanRow[];
+  readonly totals: SweepReport['totals'];
+  readonly looked: SweepReport['looked'];
+  readonly errors: string[];
+  readonly conflicts: readonly PortConflict[];
+  readonly planned: readonly Planned[];
+  /** Attempt 1's evidence, the records read after the tables. */
+  readonly first: Selection;
+}
+
+/**
+ * Read, plan and describe every table. The snapshots live only in here: what
+ * leaves is each table's plan, rows and holders, and no closure made here
+ * survives it (V8 would keep this whole scope alive with it).
+ */
+async function survey(o: SweepOptions, shared: { recordedNetworks: readonly string[] }): Promise<Survey> {
+  const { network, progress } = o;
   const errors: string[] = [];
   // The tables first, then (after the settle) the records: libcni writes its result cache only when the
   // whole ADD chain is done, so an ADD in flight has rules but (with IPAM other than host-local) no
   // record yet. Reading records later lets such an ADD finish and be seen.
-  const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
-  const nft = nftBackend(run, network === undefined ? [] : [network]);
-  // portmap's nft rules name only a container ID: an ID is orphaned when no network in the records keeps it,
-  // so they are swept only host-wide (with --network they are reported in conflicts, never removed).
-  let recordedNetworks: readonly string[] = [];
-  const hostportNft = (['ip', 'ip6'] as const).map((family) => nftHostportBackend(run, family, { kind: 'ids', networks: () => (network === undefined ? recordedNetworks : []) }));
+  const { iptables, nft, hostportNft } = hostTables(o, shared);
   const [nftRead, hpReads, iptRead] = await Promise.all([nft.read(FIRST), Promise.all(hostportNft.map((b) => b.read(FIRST))), Promise.all(iptables.map((t) => t.backend.read(FIRST)))]);
   const note = (r: { ok: false; error: JanitorError } | { ok: true }): void => {
     if (!r.ok && r.error.kind !== 'missing-tool') errors.push(r.error.message);
@@ -225,28 +295,23 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
 
   if (o.settleMs > 0) await new Promise((r) => setTimeout(r, o.settleMs));
   await o.afterTablesRead?.();
-  const inScope = (net: string): boolean => network === undefined || net === network;
-  const readSelection = (): { records: Records; selection: Selection } => {
-    const records = readRecords(o.stateDir);
-    return { records, selection: sweepSelection(records, inScope) };
-  };
-  const first = readSelection();
-  recordedNetworks = [...first.records.networks];
-  for (const p of first.records.problems) progress(`unreadable state kept as recorded: ${p}`);
+  const records = readRecords(o.stateDir);
+  const first = sweepSelection(records, inScope(network));
+  shared.recordedNetworks = [...records.networks];
+  const recordedNetworks = shared.recordedNetworks;
+  for (const p of records.problems) progress(`unreadable state kept as recorded: ${p}`);
 
   const why = `not in ${o.stateDir}/results nor ${o.stateDir}/networks`;
   const rows: OrphanRow[] = [];
-  const perTable = new Map<AnyTable, OrphanRow[]>();
-  const firstPlans = new Map<AnyTable, unknown>();
+  const planned: Planned[] = [];
   for (const t of present) {
     const typed = t as Table<unknown, unknown>;
-    const plan = typed.backend.plan(t.snapshot, first.selection, FIRST, undefined);
-    firstPlans.set(t, plan);
+    const plan = typed.backend.plan(t.snapshot, first, FIRST, undefined);
     const r = typed.describe(t.snapshot, plan, why);
-    perTable.set(t, r);
     for (const row of r) rows.push(row);
+    planned.push({ backend: typed.backend, kind: t.kind, plan, rows: r, holders: typed.holders(t.snapshot) });
   }
-  if (network !== undefined && !first.records.networks.has(network) && !rows.some((r) => r.network === network)) {
+  if (network !== undefined && !records.networks.has(network) && !rows.some((r) => r.network === network)) {
     progress(`warning: no record and no state names network ${JSON.stringify(network)}; is the name right?`);
   }
   const totals = {
@@ -255,44 +320,30 @@ export async function sweepHost(o: SweepOptions): Promise<SweepReport> {
     rules: rows.reduce((n, r) => n + r.rules, 0),
     nftRules: rows.filter((r) => r.where.startsWith('nft ')).length,
   };
-  const looked = { tables: present.map((t) => t.backend.where), recorded: first.records.counts, networks: [...first.records.networks].sort() };
-  const removed = { chains: 0, jumps: 0, nftRules: 0, transactions: 0 };
-  const done = new Set<AnyTable>();
-  const counts = (): SweepCounts[] => present.flatMap((t) => countsOf(t, perTable.get(t) ?? [], done.has(t)));
+  const looked = { tables: present.map((t) => t.backend.where), recorded: records.counts, networks: [...records.networks].sort() };
   // "Recorded" is what sweep keeps: the same selection that plans the removal.
-  const recorded = (a: Attachment): boolean => !first.selection.containerGone(a);
-  const nftRecorded = (id: string): boolean => !(network === undefined && recordedNetworks.length > 0 && recordedNetworks.every((n) => first.selection.containerGone({ network: n, containerId: id })));
+  const recorded = (a: Attachment): boolean => !first.containerGone(a);
+  const nftRecorded = (id: string): boolean => !(network === undefined && recordedNetworks.length > 0 && recordedNetworks.every((n) => first.containerGone({ network: n, containerId: id })));
   const conflicts = findPortConflicts([
     ...hostportTables.flatMap((t) => iptablesHolders(hostPortsOf(t.snapshot), t.where, t.family, recorded)),
     ...nftHolders(nftHostPortsOf(hostportNftRules), nftRecorded),
   ]);
-  if (!o.apply) return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
+  return { rows, totals, looked, errors, conflicts, planned, first };
+}
 
-  for (const t of present) {
-    // A retry reads this table and then the records again (per table: records read for another table's
-    // retry predate this table's re-read); its plan stays within the first one.
-    const rounds = new Map<number, Selection>([[1, first.selection]]);
-    const evidence = async (a: Attempt): Promise<Selection> => {
-      let sel = rounds.get(a.n);
-      if (!sel) {
-        const again = readSelection();
-        recordedNetworks = [...new Set([...recordedNetworks, ...again.records.networks])];
-        rounds.set(a.n, (sel = again.selection));
-      }
-      return sel;
-    };
-    const r = await converge<unknown, unknown>(t.backend as Backend<unknown, unknown>, evidence, { firstWhole: true, known: t.snapshot, knownPlan: firstPlans.get(t), progress });
-    if (!r.ok) {
-      errors.push(r.error.message);
-      continue;
-    }
-    removed.chains += r.value.removed.chains;
-    removed.jumps += r.value.removed.jumps;
-    removed.nftRules += r.value.removed.rules;
-    removed.transactions += r.value.removed.transactions;
-    done.add(t);
-  }
-  return { rows, totals, looked, errors, removed, conflicts, counts: counts() };
+/**
+ * The backends of every table sweep looks at. Made here, in a scope that
+ * holds nothing else: their closures outlive the survey, and would keep
+ * whatever else a shared scope held (the snapshots).
+ */
+function hostTables(o: SweepOptions, shared: { recordedNetworks: readonly string[] }) {
+  const { run, path, network, wait } = o;
+  const iptables = [...allVariants(4, path), ...allVariants(6, path)].map((xt) => ({ xt, backend: iptablesBackend(run, xt, { kind: 'host' }, wait) }));
+  const nft = nftBackend(run, network === undefined ? [] : [network]);
+  // portmap's nft rules name only a container ID: an ID is orphaned when no network in the records keeps it,
+  // so they are swept only host-wide (with --network they are reported in conflicts, never removed).
+  const hostportNft = (['ip', 'ip6'] as const).map((family) => nftHostportBackend(run, family, { kind: 'ids', networks: () => (network === undefined ? shared.recordedNetworks : []) }));
+  return { iptables, nft, hostportNft };
 }
 
 /** Attachments whose state an iptables snapshot holds: by their jumps, and by the comments in their chains. */
@@ -310,10 +361,10 @@ function attachmentsIn(s: Snapshot): ReadonlySet<string> {
  * removed what it found (a retry only ever removes less, and what it left
  * is found again by the next sweep).
  */
-function countsOf(t: AnyTable, rows: readonly OrphanRow[], applied: boolean): SweepCounts[] {
-  const holders = t.snapshot === undefined ? new Set<string>() : (t as Table<unknown, unknown>).holders(t.snapshot);
+function countsOf(t: Planned, applied: boolean): SweepCounts[] {
+  const { holders } = t;
   const found = new Map<string, Set<string>>();
-  for (const r of rows) found.set(r.network, (found.get(r.network) ?? new Set()).add(r.containerId));
+  for (const r of t.rows) found.set(r.network, (found.get(r.network) ?? new Set()).add(r.containerId));
   const networks = new Set([...found.keys(), ...[...holders].map((h) => h.slice(0, h.indexOf('/')))]);
   return [...networks].map((network) => {
     const f = found.get(network)?.size ?? 0;

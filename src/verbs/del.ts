@@ -105,7 +105,7 @@ export async function del(ctx: VerbContext): Promise<Reply> {
     ...iptablesRuns,
   ]);
 
-  const reports: Outcome<unknown, unknown>[] = [];
+  const reports: Outcome<unknown>[] = [];
   const errors: JanitorError[] = [];
   for (const r of [nft, ...results]) (r.ok ? reports.push(r.value) : errors.push(r.error));
   const seen = (await netns.latest()) ?? { kind: 'not looked at' };

@@ -219,15 +219,16 @@ describe('converge', () => {
     });
   });
 
-  it('a `known` snapshot is used on attempt 1 only', async () => {
+  it('a `planned` plan is applied on attempt 1 without reading; a retry reads again and stays within it', async () => {
     const table = new Set(['c1:1', 'c2:1']);
     const b = setBackend({ table, applyErrors: { 1: 'failed' } });
-    const known: ReadonlySet<Item> = new Set(['c1:1']);
-    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: true, known });
+    const planned: SetPlan = { items: ['c1:1'] };
+    const r = await converge(b, evidenceOf(new Set()).evidence, { firstWhole: true, planned });
     expect(r.ok).toBe(true);
     expect(b.log.reads.map((a) => a.n)).toEqual([2]);
+    expect(b.log.applies[0]).toBe(planned);
     expect(b.log.plans[0]?.plan).toEqual({ items: ['c1:1'] });
-    expect(r.ok && r.value.snapshot).toBe(known);
+    expect(r.ok && r.value.plan).toBe(planned);
     expect(table.has('c2:1')).toBe(true);
   });
 });
