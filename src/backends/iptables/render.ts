@@ -16,12 +16,13 @@ import { parseRuleLine } from './parse.js';
  * (renderRecreate), never by `-N` in this one: iptables-nft 1.8.9 replays a
  * batch after a concurrent change to the table, and a replayed `-X C` +
  * `-N C` loses the `-N` (17 of 20 chains gone with 10 concurrent writers).
+ * Legacy has no replay (`recreateInline`).
  *
  * Every line is checked again here, the last point before root acts on it:
  * a chain name outside the patterns or a rule line that does not read back
  * as a certain rule throws instead of reaching iptables-restore.
  */
-export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp[] = CHAIN_PATTERNS): string {
+export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp[] = CHAIN_PATTERNS, opts: { readonly recreateInline?: boolean } = {}): string {
   // Chain names go on lines of their own; the patterns exclude anything else.
   const safeChain = (c: string): string => {
     if (!chainPatterns.some((p) => p.test(c))) throw new Error(`refusing to render chain ${JSON.stringify(c)}`);
@@ -38,6 +39,9 @@ export function renderRestore(plan: IptablesPlan, chainPatterns: readonly RegExp
   for (const r of plan.inside ?? []) lines.push(`-D ${safeRuleBody(r.line)}`);
   for (const c of plan.chains) lines.push(`-X ${safeChain(c)}`);
   for (const c of plan.probe ?? []) lines.push(`-X ${safeChain(c)}`);
+  // iptables-legacy-restore edits one in-memory copy of the table under the lock and commits it once: no
+  // replay can lose a -N there, so the chains bridge still needs come back in this same transaction.
+  if (opts.recreateInline === true) for (const c of plan.recreate) lines.push(`-N ${safeChain(c)}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
 }

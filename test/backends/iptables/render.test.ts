@@ -51,6 +51,14 @@ describe('renderRestore', () => {
     expect(() => renderRestore(plan({ jumps: [notA] }))).toThrow();
   });
 
+  it('recreateInline (legacy, which never replays a batch): the -N follows the -X in the same transaction', () => {
+    const c = chainName(A);
+    const text = renderRestore(plan({ chains: [c], recreate: [c] }), undefined, { recreateInline: true });
+    expect(text.split('\n')).toEqual(['*nat', `:${c} - [0:0]`, `-X ${c}`, `-N ${c}`, 'COMMIT', '']);
+    expect(renderRestore(plan({ chains: [c], recreate: [c] }))).not.toContain('-N ');
+    expect(() => renderRestore(plan({ chains: [c], recreate: ['OUTPUT'] }), undefined, { recreateInline: true })).toThrow(/refusing to render chain/);
+  });
+
   it('renderRecreate: nothing to recreate is no transaction; otherwise one -N per chain', () => {
     expect(renderRecreate(plan({ chains: [chainName(A)] }))).toBeUndefined();
     expect(renderRecreate(plan({ chains: [chainName(A)], recreate: [chainName(A)] }))).toBe(`*nat\n-N ${chainName(A)}\nCOMMIT\n`);
