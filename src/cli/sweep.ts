@@ -17,7 +17,7 @@ import { MASQ_CHAIN_PATTERN, parseIptablesComment } from '../identity.js';
 import { jumpOwner } from '../backends/iptables/plan.js';
 import { renderMetrics, writeMetricsFile, type SweepCounts, type SweepSummary } from './metrics.js';
 import { describeIptables, describeNft, describeNftHostport, renderTable, type OrphanRow } from './orphans.js';
-import { stdio } from './output.js';
+import { stdio, writeJsonDocument } from './output.js';
 import { loadJanitorSettings } from './settings.js';
 import { collectGarbage } from './memory.js';
 
@@ -135,7 +135,7 @@ export async function sweep(argv: string[]): Promise<number> {
     out(renderPortConflicts(conflicts));
   };
   if (!values.apply) {
-    if (values.json) out(JSON.stringify({ orphans: rows, totals, looked, errors, portConflicts: conflicts }, null, 2) + '\n');
+    if (values.json) writeJsonDocument(out, 'orphans', rows, { totals, looked, errors, portConflicts: conflicts });
     else {
       if (rows.length > 0) out(renderTable(rows));
       stalePorts();
@@ -146,7 +146,7 @@ export async function sweep(argv: string[]): Promise<number> {
   }
   const seconds = (Date.now() - started) / 1000;
   const applied = { ...removed, seconds };
-  if (values.json) out(JSON.stringify({ orphans: rows, totals, removed: applied, errors, portConflicts: conflicts }, null, 2) + '\n');
+  if (values.json) writeJsonDocument(out, 'orphans', rows, { totals, removed: applied, errors, portConflicts: conflicts });
   else {
     if (rows.length > 0) out(renderTable(rows));
     stalePorts();
