@@ -13,8 +13,8 @@ import type { JanitorError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { looksLikeStateDir, readRecords, type Records } from '../records/recorded.js';
 import { sweepSelection } from '../records/selections.js';
-import { MASQ_CHAIN_PATTERN, parseIptablesComment } from '../identity.js';
-import { jumpOwner } from '../backends/iptables/plan.js';
+import { MASQ_CHAIN_PATTERN } from '../identity.js';
+import { commentAttachment, jumpOwner } from '../backends/iptables/plan.js';
 import { renderMetrics, writeMetricsFile, type SweepCounts, type SweepSummary } from './metrics.js';
 import { describeIptables, describeNft, describeNftHostport, renderTable, type OrphanRow } from './orphans.js';
 import { stdio, writeJsonDocument } from './output.js';
@@ -348,11 +348,14 @@ function hostTables(o: SweepOptions, shared: { recordedNetworks: readonly string
 
 /** Attachments whose state an iptables snapshot holds: by their jumps, and by the comments in their chains. */
 function attachmentsIn(s: Snapshot): ReadonlySet<string> {
-  const out = new Set<string>();
+  // Owners are memoized per comment text: a set of objects first, so each attachment is named once, not per rule.
+  const owners = new Set<Attachment>();
   for (const r of s.rules) {
-    const owner = jumpOwner(r) ?? (MASQ_CHAIN_PATTERN.test(r.chain) && r.comment !== undefined ? parseIptablesComment(r.comment) : undefined);
-    if (owner) out.add(`${owner.network}/${owner.containerId}`);
+    const owner = jumpOwner(r) ?? (MASQ_CHAIN_PATTERN.test(r.chain) && r.comment !== undefined ? commentAttachment(r.comment) : undefined);
+    if (owner) owners.add(owner);
   }
+  const out = new Set<string>();
+  for (const o of owners) out.add(`${o.network}/${o.containerId}`);
   return out;
 }
 

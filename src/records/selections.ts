@@ -30,6 +30,12 @@ export interface DelEvidence {
   readonly others: readonly RecordedInterface[];
   /** bridge will run its own teardown in this table after us (netns alive, an address of this family). */
   readonly bridgeTearsDown: boolean;
+  /**
+   * The netns is still there (whatever its interface looks like, or when it cannot be told). Then an
+   * empty chain is not ours to take: a concurrent DEL of the same container (a second runtime, a retry)
+   * may have seen the interface, and its bridge fails without the chain.
+   */
+  readonly netnsAlive?: boolean;
 }
 
 /** DEL: exactly this interface; what it shares with the container's other interfaces goes with the last of them. */
@@ -52,7 +58,7 @@ export function delSelection(me: Me, ev: DelEvidence): Selection {
       return !otherIps.some((ip) => covers(source, ip));
     },
     containerGone: (a) => a.network === me.network && a.containerId === me.containerId && ev.others.length === 0,
-    claimsEmptyChain: (chain) => ev.others.length === 0 && chainNames(me).includes(chain),
+    claimsEmptyChain: (chain) => ev.others.length === 0 && ev.netnsAlive !== true && chainNames(me).includes(chain),
     recreateChains: ev.bridgeTearsDown,
   };
 }

@@ -9,7 +9,7 @@ import type { Selection } from '../backends/selection.js';
 import { Code, cniError } from '../cni/errors.js';
 import { parsePrevResult, type PrevIp } from '../cni/result.js';
 import type { JanitorError } from '../errors.js';
-import { bridgeWillTearDown, inspectNetns, type NetnsState } from '../records/netns.js';
+import { bridgeWillTearDown, inspectNetns, netnsAlive, type NetnsState } from '../records/netns.js';
 import { cachedInterfaces, type RecordedInterface } from '../records/recorded.js';
 import { delSelection, type Me } from '../records/selections.js';
 import { NONE, type Reply, type VerbContext } from './context.js';
@@ -65,6 +65,7 @@ export async function del(ctx: VerbContext): Promise<Reply> {
       others: othersNow(),
       // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
       bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
+      netnsAlive: netnsAlive(await netns.at(attempt.n)),
     }),
     hostports,
   });

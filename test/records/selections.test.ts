@@ -108,6 +108,8 @@ describe('delSelection', () => {
     expect(alone.claimsEmptyChain?.(chainName({ network: 'bridge', containerId: 'c2' }))).toBe(false);
     const shared = delSelection(ME, { prevIps: undefined, others: [{ ifname: 'net1', ips: ['10.0.0.3'] }], bridgeTearsDown: false });
     expect(shared.claimsEmptyChain?.(chainName(ME))).toBe(false);
+    // A live netns: a concurrent DEL's bridge may still tear down in that chain.
+    expect(delSelection(ME, { prevIps: undefined, others: [], bridgeTearsDown: false, netnsAlive: true }).claimsEmptyChain?.(chainName(ME))).toBe(false);
   });
 
   it('recreateChains follows bridgeTearsDown', () => {

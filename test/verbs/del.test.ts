@@ -129,6 +129,25 @@ describe('DEL: reference safety (a chain any other rule enters is never emptied)
     expect(w.host.table(V4).chains.has(chainName(A))).toBe(true);
     expect(w.host.count('iptables-restore')).toBe(0);
   });
+
+  // hardening/concurrency, a concurrent double DEL: DEL 2's janitor had left the empty chain for its bridge,
+  // which had seen eth0; DEL 1's janitor looked after that bridge deleted eth0, took the chain as an
+  // earlier partial cleanup's, and bridge's teardown failed on it ("Chain ... does not exist").
+  it('netns alive, eth0 already gone, the chain empty and unreferenced: left for a concurrent DEL’s bridge', async () => {
+    w.host.netnsAddrs = undefined;
+    w.host.addChain(V4, chainName(A));
+    ok(await callPlugin(w, 'DEL', A, { netns: ALIVE, conf: { strict: true, ...prev(['10.9.0.2']) } }));
+    ok(await callPlugin(w, 'DEL', A, { netns: ALIVE, conf: { strict: true } }));
+    expect(w.host.table(V4).chains.has(chainName(A))).toBe(true);
+  });
+
+  it('netns alive, eth0 gone, the chain still holding bridge’s rules: removed as with the netns gone (bridge will not tear down)', async () => {
+    w.host.netnsAddrs = undefined;
+    const s = addBridge(w.host, V4, A, '10.9.0.2', '10.9.0.0/24');
+    ok(await callPlugin(w, 'DEL', A, { netns: ALIVE }));
+    expect(w.host.table(V4).chains.has(s.chain)).toBe(false);
+    expect(w.host.table(V4).rules).toEqual([]);
+  });
 });
 
 describe('DEL: saved rules are read as iptables-restore reads them (failure 3)', () => {

@@ -85,6 +85,11 @@ function commentOwner(comment: string): { readonly owner: Attachment; readonly n
   return hit;
 }
 
+/** The attachment a bridge comment names (memoized: the same object for the same text). */
+export function commentAttachment(comment: string): Attachment | undefined {
+  return commentOwner(comment)?.owner;
+}
+
 /** The attachment a rule's comment names, if that attachment's chain is `chain`. */
 function claimantOf(rule: Rule, chain: string): Attachment | undefined {
   if (rule.comment === undefined) return undefined;
