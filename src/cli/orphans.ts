@@ -39,15 +39,18 @@ export function describeIptables(where: string, snapshot: Snapshot, plan: Iptabl
     const o = entryOf(e, plan.owners)?.owner;
     if (o) entriesOf.set(keyOf(o), (entriesOf.get(keyOf(o)) ?? 0) + 1);
   }
+  // portmap's names only when the plan holds a portmap chain: a sweep names 100,000 owners.
+  const portmap = plan.chains.some((c) => c.startsWith('CNI-DN-') || c.startsWith('CNI-SN-'));
   return plan.owners.map((owner) => {
-    const chains = [...chainNames(owner), dnatChainName(owner), snatChainName(owner)].filter((c) => flushed.has(c));
-    const sources = jumpsOf.get(keyOf(owner)) ?? [];
+    const chains = [...chainNames(owner), ...(portmap ? [dnatChainName(owner), snatChainName(owner)] : [])].filter((c) => flushed.has(c));
+    const key = keyOf(owner);
+    const sources = jumpsOf.get(key) ?? [];
     return {
       network: owner.network,
       containerId: owner.containerId,
       where,
       object: chains.join(',') || '(jump only)',
-      rules: chains.reduce((n, c) => n + (rulesIn.get(c) ?? 0), 0) + sources.length + (entriesOf.get(keyOf(owner)) ?? 0),
+      rules: chains.reduce((n, c) => n + (rulesIn.get(c) ?? 0), 0) + sources.length + (entriesOf.get(key) ?? 0),
       ips: sources.filter((s) => s !== ''),
       why,
     };

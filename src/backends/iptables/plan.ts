@@ -140,7 +140,7 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
     candidates.add(r.jump as string);
     if (within && !within.jumps.has(r.line)) continue;
     const source = sourceOf(r);
-    if (!selection.interfaceGone({ ...owner, ...(source === undefined ? {} : { source }) })) continue;
+    if (!selection.interfaceGone(source === undefined ? owner : { network: owner.network, containerId: owner.containerId, source })) continue;
     doomedJumps.add(r);
     owners.set(key(owner), owner);
   }

@@ -73,6 +73,10 @@ function safeRuleBody(line: string): string {
  */
 export function chunkPlan(plan: IptablesPlan, size: number): IptablesPlan[] {
   if (plan.chains.length + plan.jumps.length + plan.entries.length <= size) return [plan];
+  // Chunks count chains (a jump travels with its chain): a sweep's 100,000 chains and jumps are one chunk of 100,000.
+  const targets = new Set(plan.chains);
+  for (const r of [...plan.jumps, ...plan.entries]) targets.add(r.jump ?? r.line);
+  if (targets.size <= size) return [plan];
   const chunkOf = new Map<string, number>();
   const place = (c: string): void => {
     if (!chunkOf.has(c)) chunkOf.set(c, Math.floor(chunkOf.size / size));

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { enters, forEachLogicalLine, logicalLines, mayEnter, mergeSnapshots, parseListing, parseRuleLine, parseSave, tokenize, type Rule } from '../../../src/backends/iptables/parse.js';
+import { enters, forEachLogicalLine, logicalLines, mayEnter, mergeSnapshots, parseListing, parseRuleLine, parseSave, quoteOpen, tokenize, type Rule } from '../../../src/backends/iptables/parse.js';
 
 const rule = (line: string): Rule => {
   const r = parseRuleLine(line);
@@ -85,6 +85,20 @@ describe('parseSave', () => {
     const m = mergeSnapshots(a, b, a);
     expect([...m.chains].sort()).toEqual(['CNI-abc', 'POSTROUTING']);
     expect(m.rules.map((r) => r.line)).toEqual(['-A POSTROUTING -s 10.0.0.2/32 -j CNI-abc', '-A CNI-abc -j MASQUERADE']);
+  });
+});
+
+describe('quoteOpen', () => {
+  it('answers exactly what tokenize says about an open quote', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', ' ', '"', '\\', '-A'), { maxLength: 24 }), (parts) => {
+        const line = parts.join('');
+        expect(quoteOpen(line)).toBe(tokenize(line) === undefined);
+      }),
+      { numRuns: 3000 },
+    );
+    expect(quoteOpen('-A X -m comment --comment "a\\"b" -j RETURN')).toBe(false);
+    expect(quoteOpen('-A X -m comment --comment "a\\')).toBe(true);
   });
 });
 
