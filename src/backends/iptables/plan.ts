@@ -163,12 +163,12 @@ export function planIptables(snapshot: Snapshot, selection: Selection, mode: Cha
       const owner = jumpOwners.get(r);
       if (owner && r.jump === c && !claimants.includes(owner)) claimants.push(owner);
     }
+    // An empty chain nothing enters has no claimant: only DEL's selection claims it, and never while the netns
+    // lives (then it is what bridge's own teardown, or a concurrent DEL's, still needs: left as it is).
     const gone = claimants.length > 0 ? claimants.every((a) => selection.containerGone(a)) : rules.length === 0 && selection.claimsEmptyChain?.(c) === true;
     if (!gone) continue;
     // A chain something else still enters is shared or not ours: it stays whole.
     if (into.some((r) => !doomedJumps.has(r))) continue;
-    // Already what bridge's own teardown needs (an empty chain): deleting and re-creating it could race that teardown.
-    if (mode.recreate && rules.length === 0 && into.length === 0) continue;
     chains.push(c);
     for (const a of claimants) owners.set(key(a), a);
   }
