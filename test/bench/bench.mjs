@@ -25,7 +25,7 @@
 //          [--out FILE | --no-write]
 // --janitor/--standalone benchmark other builds (e.g. a candidate src change).
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
@@ -33,6 +33,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { kubeCensus, kubeProxyTable } from './kube.mjs';
+import { ms, mustRun, run } from './proc.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,42 +58,7 @@ const RECORDS_TIMEOUT_S = 30;
 // ---------------------------------------------------------------- helpers
 
 const log = (...a) => console.error('[bench]', ...a);
-const ms = (ns) => Number(ns) / 1e6;
 
-/** Run a process to completion; resolves with its output and wall time. Never rejects on exit codes. */
-function run(file, args, { env, input = '', stdoutFd, timeoutMs } = {}) {
-  return new Promise((done, failed) => {
-    const t0 = process.hrtime.bigint();
-    // With a timeout the child gets its own process group, so its iptables children die with it.
-    const child = spawn(file, args, { env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'], detached: timeoutMs !== undefined });
-    let timedOut = false;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }, timeoutMs);
-    const out = [];
-    const err = [];
-    child.stdout?.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
-    child.on('error', failed);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      done({ code, signal, timedOut, ms: ms(process.hrtime.bigint() - t0), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
-}
-
-async function mustRun(file, args, opts) {
-  const r = await run(file, args, opts);
-  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.code ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
 
 const sorted = (xs) => [...xs].sort((a, b) => a - b);
 /** Nearest-rank percentile. */

@@ -13,53 +13,21 @@
 //   node test/bench/hostports.mjs [--n 10000] [--backends legacy,nft] [--janitor FILE]
 //        [--per-rule-budget SECONDS] [--sweep-timeout SECONDS]
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ms, mustRun, run } from './proc.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const NET = 'benchhp';
 const SUBNET = '10.64.0.0/12';
 const log = (...a) => console.error('[bench hostports]', ...a);
-const ms = (ns) => Number(ns) / 1e6;
 
-function run(file, args, { env, input = '', stdoutFd, timeoutMs } = {}) {
-  return new Promise((done, failed) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(file, args, { env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'], detached: timeoutMs !== undefined });
-    let timedOut = false;
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }, timeoutMs);
-    const out = [];
-    const err = [];
-    child.stdout?.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
-    child.on('error', failed);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      done({ code, signal, timedOut, ms: ms(process.hrtime.bigint() - t0), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
-}
-
-async function mustRun(file, args, opts) {
-  const r = await run(file, args, opts);
-  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
 
 // portmap's names, computed here from upstream's rules, independently of src/.
 const dnChain = (cid) => 'CNI-DN-' + createHash('sha512').update(NET + cid).digest('hex').slice(0, 21);
