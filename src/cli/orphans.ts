@@ -1,5 +1,5 @@
 import { chainNames, dnatChainName, snatChainName, type Attachment } from '../identity.js';
-import { entryOf } from '../backends/iptables/hostport.js';
+import { entryOf, hasPortmapChain } from '../backends/iptables/hostport.js';
 import { jumpOwner, type IptablesPlan } from '../backends/iptables/plan.js';
 import type { Snapshot } from '../backends/iptables/parse.js';
 import type { NftPlan } from '../backends/nft/plan.js';
@@ -40,7 +40,7 @@ export function describeIptables(where: string, snapshot: Snapshot, plan: Iptabl
     if (o) entriesOf.set(keyOf(o), (entriesOf.get(keyOf(o)) ?? 0) + 1);
   }
   // portmap's names only when the plan holds a portmap chain: a sweep names 100,000 owners.
-  const portmap = plan.chains.some((c) => c.startsWith('CNI-DN-') || c.startsWith('CNI-SN-'));
+  const portmap = hasPortmapChain(plan.chains);
   return plan.owners.map((owner) => {
     const chains = [...chainNames(owner), ...(portmap ? [dnatChainName(owner), snatChainName(owner)] : [])].filter((c) => flushed.has(c));
     const key = keyOf(owner);

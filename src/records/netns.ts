@@ -43,12 +43,12 @@ export function addressFamilies(listing: string): ReadonlySet<4 | 6> {
   return families;
 }
 
-/** Will bridge/ptp run their own iptables teardown for this family after us? */
 /** The namespace is still there, or it cannot be told. */
 export function netnsAlive(state: NetnsState): boolean {
   return state.kind === 'iface-present' || state.kind === 'iface-gone' || state.kind === 'unknown';
 }
 
+/** Will bridge/ptp run their own iptables teardown for this family after us? */
 export function bridgeWillTearDown(state: NetnsState, family: 4 | 6): boolean {
   // 'unknown' counts as yes: keeping an empty chain is a smaller harm than failing bridge's DEL.
   if (state.kind === 'unknown') return true;

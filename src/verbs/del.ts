@@ -59,16 +59,19 @@ export async function del(ctx: VerbContext): Promise<Reply> {
   let lastOthers: RecordedInterface[] = [];
   const othersNow = (): RecordedInterface[] => (lastOthers = cachedInterfaces(conf.settings.stateDir, me.network, me.containerId).filter((i) => i.ifname !== me.ifname));
   const hostports = conf.settings.hostports;
-  const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> => ({
-    ...delSelection(me, {
-      prevIps: ips?.filter((i) => i.family === family).map((i) => `${i.ip}/${i.prefix}`),
-      others: othersNow(),
-      // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
-      bridgeTearsDown: bridgeTable && bridgeWillTearDown(await netns.at(attempt.n), family),
-      netnsAlive: netnsAlive(await netns.at(attempt.n)),
-    }),
-    hostports,
-  });
+  const selectionFor = (family: 4 | 6, bridgeTable: boolean) => async (attempt: Pick<Attempt, 'n'>): Promise<Selection> => {
+    const state = await netns.at(attempt.n);
+    return {
+      ...delSelection(me, {
+        prevIps: ips?.filter((i) => i.family === family).map((i) => `${i.ip}/${i.prefix}`),
+        others: othersNow(),
+        // Bridge only ever tears down in the iptables on PATH, and only for families it finds addresses of.
+        bridgeTearsDown: bridgeTable && bridgeWillTearDown(state, family),
+        netnsAlive: netnsAlive(state),
+      }),
+      hostports,
+    };
+  };
 
   // A family prevResult gives this interface no address of holds nothing of this interface's: bridge made
   // its jumps, and portmap its DNAT rules, for the addresses it was given. sweep covers anything older.

@@ -97,7 +97,8 @@ const keyOf = (a: Attachment): string => `${a.network}\u0000${a.containerId}`;
  * than a doomed entry enters (or an uncertain rule might: its text names the
  * chain); a chain holding a rule that cannot be read with certainty.
  */
-function hasPortmapChain(chains: ReadonlySet<string>): boolean {
+/** Does any of these chains have a portmap per-container name (`CNI-DN-`, `CNI-SN-`)? */
+export function hasPortmapChain(chains: Iterable<string>): boolean {
   for (const c of chains) if (c.startsWith('CNI-DN-') || c.startsWith('CNI-SN-')) return true;
   return false;
 }

@@ -73,10 +73,6 @@ function safeRuleBody(line: string): string {
  */
 export function chunkPlan(plan: IptablesPlan, size: number): IptablesPlan[] {
   if (plan.chains.length + plan.jumps.length + plan.entries.length <= size) return [plan];
-  // Chunks count chains (a jump travels with its chain): a sweep's 100,000 chains and jumps are one chunk of 100,000.
-  const targets = new Set(plan.chains);
-  for (const r of [...plan.jumps, ...plan.entries]) targets.add(r.jump ?? r.line);
-  if (targets.size <= size) return [plan];
   const chunkOf = new Map<string, number>();
   const place = (c: string): void => {
     if (!chunkOf.has(c)) chunkOf.set(c, Math.floor(chunkOf.size / size));
@@ -85,6 +81,8 @@ export function chunkPlan(plan: IptablesPlan, size: number): IptablesPlan[] {
   // A DN chain travels with its entry rules (the kernel refuses its -X while one still enters it).
   for (const e of plan.entries) place(e.jump ?? e.line);
   for (const c of plan.chains) place(c);
+  // Chunks count chains (a jump travels with its chain): a sweep's 100,000 chains and jumps are one chunk of 100,000.
+  if (chunkOf.size <= size) return [plan];
   type Part = { jumps: IptablesPlan['jumps'][number][]; entries: IptablesPlan['entries'][number][]; chains: string[]; recreate: string[] };
   const parts: Part[] = Array.from({ length: Math.max(1, Math.ceil(chunkOf.size / size)) }, () => ({ jumps: [], entries: [], chains: [], recreate: [] }));
   const at = (c: string): Part => parts[chunkOf.get(c) ?? 0] as Part;

@@ -91,9 +91,9 @@ export type Scope =
   /** GC, sweep: the whole table. */
   | { readonly kind: 'host' };
 
-/** Chains per transaction. iptables-nft deletes grow super-linearly with batch size; legacy pays per batch. */
 const isLegacy = (xt: Xtables): boolean => xt.variant === 'legacy' || xt.backend === 'legacy';
 
+/** Chains per transaction. iptables-nft deletes grow super-linearly with batch size; legacy pays per batch. */
 export function chunkSize(xt: Xtables): number {
   return isLegacy(xt) ? 100_000 : 1_000;
 }
@@ -147,8 +147,8 @@ export function iptablesBackend(run: Runner, xt: Xtables, scope: Scope, wait: nu
       if (parts.length > 1 || plan.chains.length >= 1000) progress(`${whereOf(xt)}: removing ${plan.chains.length} chains and ${plan.jumps.length + plan.entries.length} jumps in ${parts.length} transaction${parts.length === 1 ? '' : 's'}`);
       let removed = NONE_REMOVED;
       const started = Date.now();
+      const inline = isLegacy(xt);
       for (const [i, part] of parts.entries()) {
-        const inline = isLegacy(xt);
         const r = await restore(run, xt, renderRestore(part, undefined, { recreateInline: inline }), wait);
         if (!r.ok) return { removed, error: r.error };
         const again = inline ? undefined : renderRecreate(part);

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import '../../cni/zod.js';
 import { CNI_NAME_PATTERN } from '../../identity.js';
-import { Listing, RuleJson } from './parse.js';
+import { listingRules } from './parse.js';
 import { canonicalIp } from '../../hostport/ip.js';
 import type { HostPort } from '../../hostport/ports.js';
 
@@ -104,12 +104,8 @@ function classify(family: NftHostportFamily, chain: string, expr: readonly unkno
 
 /** Parse `nft -j list table ip cni_hostport` (or `ip6`); rules of other tables are ignored. */
 export function parseNftHostportListing(json: string): NftHostportRule[] {
-  const doc = Listing.parse(JSON.parse(json));
   const rules: NftHostportRule[] = [];
-  for (const item of doc.nftables) {
-    const parsed = RuleJson.safeParse(item);
-    if (!parsed.success) continue;
-    const r = parsed.data.rule;
+  for (const r of listingRules(json)) {
     if ((r.family !== 'ip' && r.family !== 'ip6') || r.table !== NFT_HOSTPORT_TABLE) continue;
     const family: NftHostportFamily = r.family;
     const shape = NFT_HOSTPORT_RULE_CHAINS.includes(r.chain) ? classify(family, r.chain, r.expr ?? []) : OTHER;

@@ -31,7 +31,7 @@ const Match = z.looseObject({
   match: z.looseObject({ left: z.looseObject({ payload: z.optional(z.looseObject({ field: z.string() })) }), right: z.unknown() }),
 });
 /** One rule of an `nft -j list` answer: every backend's rules come in this shape. */
-export const RuleJson = z.looseObject({
+const RuleJson = z.looseObject({
   rule: z.looseObject({
     family: z.string(),
     table: z.string(),
@@ -42,7 +42,19 @@ export const RuleJson = z.looseObject({
   }),
 });
 /** The `nft -j list` document. */
-export const Listing = z.looseObject({ nftables: z.array(z.unknown()) });
+const Listing = z.looseObject({ nftables: z.array(z.unknown()) });
+
+export type RuleItem = z.infer<typeof RuleJson>['rule'];
+
+/** The rules of an `nft -j list` answer (other objects, and items that are no rule, are skipped); throws on a document that is none. */
+export function listingRules(json: string): RuleItem[] {
+  const out: RuleItem[] = [];
+  for (const item of Listing.parse(JSON.parse(json)).nftables) {
+    const parsed = RuleJson.safeParse(item);
+    if (parsed.success) out.push(parsed.data.rule);
+  }
+  return out;
+}
 
 const COMMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16}), net: (.*), if: (.*), id: (.*)$/s;
 
@@ -73,12 +85,8 @@ export function unverifiedOwner(comment: string, network: string): NftOwner | un
 
 /** Parse `nft -j list chain inet cni_plugins_masquerade masq_checks`. */
 export function parseNftListing(json: string): NftRule[] {
-  const doc = Listing.parse(JSON.parse(json));
   const rules: NftRule[] = [];
-  for (const item of doc.nftables) {
-    const parsed = RuleJson.safeParse(item);
-    if (!parsed.success) continue;
-    const r = parsed.data.rule;
+  for (const r of listingRules(json)) {
     if (r.family !== 'inet' || r.table !== NFT_TABLE || r.chain !== NFT_CHAIN) continue;
     const saddr = (r.expr ?? []).flatMap((e) => {
       const m = Match.safeParse(e);
