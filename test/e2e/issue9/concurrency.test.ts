@@ -16,7 +16,7 @@ import { addIf, bridgeList, delIf, gc, ip4, makeHook, masqWhole, procText, remov
  * Issue 9, "Done when": containers are added and deleted in a loop through
  * the real bridge + host-local + janitor, the way libcni runs a conflist
  * (ADD, cache entry written; later DEL with an empty or a live netns, cache
- * entry removed), while `sweep --apply` (with and without --settle 1) and
+ * entry removed), while two `sweep --apply` loops (with and without --settle 1) and
  * the CNI GC verb (valid attachments = what the "runtime" knows) run in a
  * loop beside them. Some lifecycles leak on purpose (bridge alone, empty
  * netns: a node before the janitor was installed), so sweep and GC always
@@ -200,7 +200,8 @@ async function churn(w: World): Promise<{ counts: Counts; problems: string[]; al
     const c = await start('alive');
     if (c) alive.push(c);
   }
-  await Promise.all([...Array.from({ length: WORKERS }, (_, k) => worker(k)), sweeper(), collector()]);
+  // Two sweepers: a DaemonSet's periodic sweep and an operator's can overlap.
+  await Promise.all([...Array.from({ length: WORKERS }, (_, k) => worker(k)), sweeper(), sweeper(), collector()]);
   return { counts, problems, alive, everyId, sweepConf };
 }
 
